@@ -1,0 +1,185 @@
+//! The application: storage, HTTP, outbox and scheduler, with one shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::http::{AppState, router};
+use crate::intake::Intake;
+use crate::notify::Notifiers;
+use crate::outbox::OutboxWorker;
+use crate::settings::{Settings, parse_instant};
+use crate::store::{RepSeed, Store, ms, token_hash};
+
+pub struct App {
+    listener: TcpListener,
+    intake: Intake,
+    settings: Arc<Settings>,
+}
+
+/// Connects, migrates and applies the config's reps: everything `serve` and `migrate` share.
+pub async fn prepare_store(settings: &Settings) -> anyhow::Result<Store> {
+    let store = Store::connect(&settings.database.url, settings.database.max_connections)
+        .await
+        .with_context(|| format!("connecting to {}", redact(&settings.database.url)))?;
+    store.migrate().await.context("running migrations")?;
+    let seeds = rep_seeds(settings);
+    let mut tx = store.begin().await?;
+    let changed = tx.sync_config_reps(&seeds, ms(jiff::Timestamp::now())).await?;
+    tx.commit().await?;
+    if !changed.is_empty() {
+        tracing::info!(reps = ?changed, "reps applied from the config");
+    }
+    Ok(store)
+}
+
+fn rep_seeds(settings: &Settings) -> Vec<RepSeed> {
+    use secrecy::ExposeSecret;
+    settings
+        .reps
+        .iter()
+        .map(|r| RepSeed {
+            id: r.id.clone(),
+            name: r.name.clone(),
+            email: r.email.clone(),
+            telegram_chat_id: r.telegram_chat_id,
+            api_token_hash: r.api_token.as_ref().map(|t| token_hash(t.expose_secret())),
+            capacity: r.capacity,
+            weight: r.weight,
+            languages: r.languages.clone(),
+            timezone: r.timezone.clone(),
+            working_hours: r.working_hours.clone(),
+            active: r.active,
+            out_of_office_until: r.out_of_office_until.as_deref().and_then(parse_instant).map(ms),
+            teams: settings
+                .teams
+                .iter()
+                .filter(|t| settings.team_members(&t.id).contains(&r.id))
+                .map(|t| t.id.clone())
+                .collect(),
+        })
+        .collect()
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl App {
+    /// Validates the settings, prepares storage and binds the listener (port 0 picks a free
+    /// port: tests read it back with `port()`).
+    pub async fn build(settings: Settings) -> anyhow::Result<App> {
+        let problems = settings.problems();
+        if !problems.is_empty() {
+            anyhow::bail!("invalid configuration:\n  {}", problems.join("\n  "));
+        }
+        let store = prepare_store(&settings).await?;
+        let listener = TcpListener::bind(&settings.server.listen)
+            .await
+            .with_context(|| format!("binding {}", settings.server.listen))?;
+        if settings.forms.is_empty() {
+            tracing::warn!(
+                "no [[forms]] configured: every form id is accepted with the generic provider and no secret"
+            );
+        }
+        if settings.auth.admin_tokens.is_empty() {
+            tracing::warn!("no auth.admin_tokens configured: the admin API is closed");
+        }
+        let settings = Arc::new(settings);
+        let intake = Intake::new(store, settings.clone());
+        Ok(App { listener, intake, settings })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn intake(&self) -> &Intake {
+        &self.intake
+    }
+
+    /// Runs until `shutdown` resolves, then lets in-flight requests finish (up to the grace
+    /// period) and stops the workers between units of work.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let cancel = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        let state = AppState::new(self.intake.clone(), crate::telemetry::metrics_handle());
+
+        let worker = OutboxWorker {
+            store: self.intake.store.clone(),
+            notifiers: Notifiers::new(&self.settings)?,
+            settings: self.settings.outbox.clone(),
+            wakeup: self.intake.outbox_wakeup.clone(),
+        };
+        tasks.spawn(worker.run(cancel.child_token()));
+        let limiter_state = state.clone();
+        tasks.spawn(crate::scheduler::run(
+            self.intake.clone(),
+            self.settings.scheduler.unassigned_interval.0,
+            move || limiter_state.prune_rate_limits(),
+            cancel.child_token(),
+        ));
+
+        let addr = self.listener.local_addr()?;
+        tracing::info!(%addr, database = %redact(&self.settings.database.url), "leadrouter listening");
+        let http_cancel = cancel.child_token();
+        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let server =
+            axum::serve(self.listener, app).with_graceful_shutdown(async move { http_cancel.cancelled().await });
+        let mut server = tokio::spawn(async move { server.await });
+
+        tokio::select! {
+            _ = shutdown => tracing::info!("shutting down"),
+            result = &mut server => {
+                cancel.cancel();
+                return result.context("HTTP server task")?.context("HTTP server");
+            }
+        }
+        cancel.cancel();
+        let grace = self.settings.server.shutdown_grace.0;
+        let drained = tokio::time::timeout(grace, async {
+            let _ = (&mut server).await;
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(?grace, "shutdown grace period over; stopping what is left");
+            server.abort();
+            tasks.abort_all();
+        }
+        self.intake.store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

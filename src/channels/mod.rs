@@ -1,0 +1,4 @@
+//! Channel adapters: each turns what its channel delivers into an `Inquiry` and acknowledges
+//! it only after intake committed.
+
+pub mod webform;

@@ -1,0 +1,103 @@
+//! `Inquiry`: what every channel adapter produces, the only input of intake.
+
+use std::fmt;
+use std::str::FromStr;
+
+use jiff::Timestamp;
+
+use super::Identity;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Telegram,
+    Email,
+    Webform,
+    Api,
+}
+
+impl Channel {
+    pub const ALL: [Channel; 4] = [Channel::Telegram, Channel::Email, Channel::Webform, Channel::Api];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Telegram => "telegram",
+            Channel::Email => "email",
+            Channel::Webform => "webform",
+            Channel::Api => "api",
+        }
+    }
+}
+
+impl FromStr for Channel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Channel::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| format!("unknown channel `{s}` (expected telegram, email, webform or api)"))
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a lead came from: the channel's own detail plus marketing attribution.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Source {
+    pub form: Option<String>,
+    pub mailbox: Option<String>,
+    pub bot: Option<String>,
+    pub utm_source: Option<String>,
+    pub utm_medium: Option<String>,
+    pub utm_campaign: Option<String>,
+    pub utm_term: Option<String>,
+    pub utm_content: Option<String>,
+    /// The page a form was posted from, a Telegram deep-link payload, and the like.
+    pub referrer: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Attachment {
+    pub name: Option<String>,
+    pub content_type: Option<String>,
+    pub size: Option<u64>,
+    /// Channel-specific handle (Telegram file id, sha256 of an email part, …).
+    pub reference: Option<String>,
+}
+
+/// One inbound message; becomes an interaction on the lead's timeline.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Message {
+    pub subject: Option<String>,
+    pub text: String,
+    pub attachments: Vec<Attachment>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inquiry {
+    pub channel: Channel,
+    /// Idempotency key within the channel: a redelivered item with the same key is a no-op.
+    pub external_id: String,
+    pub source: Source,
+    pub contact_name: Option<String>,
+    /// Normalised, deduplicated, sorted (sorting gives every transaction the same lock order).
+    pub identities: Vec<Identity>,
+    pub language: Option<String>,
+    pub country: Option<String>,
+    pub message: Message,
+    /// Fields the channel could not map to anything above, kept on the lead.
+    pub custom_fields: serde_json::Map<String, serde_json::Value>,
+    pub received_at: Timestamp,
+}
+
+impl Inquiry {
+    /// Sorts and deduplicates identities; call once the adapter has pushed them all.
+    pub fn normalise_identities(&mut self) {
+        self.identities.sort();
+        self.identities.dedup();
+    }
+}

@@ -1,0 +1,13 @@
+//! The domain core: plain data and decisions. No I/O, no tokio, no sqlx; `now` is always an
+//! argument so every rule can be tested without a clock or a database.
+
+pub mod dedup;
+pub mod identity;
+pub mod inquiry;
+pub mod lead;
+pub mod routing;
+pub mod working_hours;
+
+pub use identity::{EmailAddress, Identity, IdentityError, IdentityKind, PhoneE164, Region};
+pub use inquiry::{Attachment, Channel, Inquiry, Message, Source};
+pub use lead::{LeadRuleError, Status};

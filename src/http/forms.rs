@@ -1,0 +1,173 @@
+//! `POST /api/v1/forms/{form_id}`: website forms in, leads out.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Serialize;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::error::{ApiError, ApiResult};
+use super::extract::{ApiPath, read_body};
+use crate::channels::webform::form_config;
+use crate::channels::webform::parse::BodyError;
+use crate::channels::webform::{self, Parsed, WebformError, signature};
+use crate::intake::{IntakeError, Outcome, RawItem};
+use crate::settings::Settings;
+use crate::store::{InboundMeta, ms, new_id};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(submit_form))
+}
+
+/// CORS for form posts from browsers: a declared form allows its `allowed_origins`; in the
+/// no-config mode any origin. Other paths get no CORS headers. It wraps the whole router
+/// because preflight `OPTIONS` requests must be answered before method routing.
+pub fn cors(settings: std::sync::Arc<Settings>) -> CorsLayer {
+    CorsLayer::new()
+        .allow_methods([axum::http::Method::POST])
+        .allow_headers([header::CONTENT_TYPE, axum::http::HeaderName::from_static("idempotency-key")])
+        .allow_origin(AllowOrigin::predicate(move |origin, parts| {
+            let Some(form_id) = parts.uri.path().strip_prefix("/api/v1/forms/") else { return false };
+            match form_config(&settings, form_id) {
+                Some(form) if settings.forms.is_empty() => form.allowed_origins.is_empty(),
+                Some(form) => form.allowed_origins.iter().any(|o| o.as_bytes() == origin.as_bytes()),
+                None => false,
+            }
+        }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    /// `accepted`, or `ok` for a provider's test ping.
+    pub status: &'static str,
+    /// The lead the submission is on.
+    pub id: Option<String>,
+    /// The same submission was received before.
+    pub duplicate: bool,
+}
+
+fn client_ip(req: &Request, trust_forwarded_for: bool) -> IpAddr {
+    let forwarded = trust_forwarded_for
+        .then(|| req.headers().get("x-forwarded-for")?.to_str().ok()?.split(',').next()?.trim().parse().ok())
+        .flatten();
+    forwarded
+        .or_else(|| req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()))
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+}
+
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A browser's form post (not a script's fetch) gets a redirect instead of JSON.
+fn is_browser_post(headers: &HeaderMap) -> bool {
+    let ct = header_str(headers, header::CONTENT_TYPE).unwrap_or_default().to_ascii_lowercase();
+    let accept = header_str(headers, header::ACCEPT).unwrap_or_default();
+    (ct.starts_with("application/x-www-form-urlencoded") || ct.starts_with("multipart/form-data"))
+        && accept.contains("text/html")
+}
+
+#[utoipa::path(post, path = "/api/v1/forms/{form_id}", tag = "forms", params(("form_id" = String, Path)),
+    request_body(description = "form fields as JSON, urlencoded or multipart",
+                 content((Object = "application/json"), (Object = "application/x-www-form-urlencoded"), (Object = "multipart/form-data"))),
+    responses(
+        (status = 202, description = "stored and routed", body = Accepted),
+        (status = 200, description = "provider test ping", body = Accepted),
+        (status = 303, description = "browser post: redirect to the form's `redirect_to`"),
+        (status = 400, body = super::views::ErrorBody), (status = 401, body = super::views::ErrorBody),
+        (status = 404, body = super::views::ErrorBody), (status = 413, body = super::views::ErrorBody),
+        (status = 415, body = super::views::ErrorBody), (status = 422, body = super::views::ErrorBody),
+        (status = 429, body = super::views::ErrorBody)))]
+async fn submit_form(
+    State(state): State<AppState>,
+    ApiPath(form_id): ApiPath<String>,
+    req: Request,
+) -> ApiResult<Response> {
+    let settings = state.settings();
+    let form = form_config(settings, &form_id).ok_or(ApiError::NotFound("form"))?;
+    let ip = client_ip(&req, settings.server.trust_forwarded_for);
+    if let Err(not_until) = state.0.form_limiter.check_key(&ip) {
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+        return Err(ApiError::TooManyRequests(wait.as_secs().max(1)));
+    }
+    let now = jiff::Timestamp::now();
+    let headers = req.headers().clone();
+    let query = req.uri().query().map(str::to_owned);
+    let body = read_body(req, settings.server.max_body_bytes).await?;
+    signature::verify(&form, &headers, query.as_deref(), &body, ms(now))
+        .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+
+    let content_type = header_str(&headers, header::CONTENT_TYPE);
+    let referer = header_str(&headers, header::REFERER);
+    let idempotency_key = match headers.get("idempotency-key") {
+        Some(v) => {
+            Some(v.to_str().map_err(|_| ApiError::BadRequest("bad_header", "Idempotency-Key must be ASCII".into()))?)
+        }
+        None => None,
+    };
+    let received = webform::Received {
+        form: &form,
+        content_type,
+        body: body.clone(),
+        referer,
+        idempotency_key,
+        external_id: None,
+        received_at: now,
+        dedup_window_ms: settings.server.dedup_window.as_millis_i64(),
+    };
+    let accepted = |id: Option<String>, duplicate: bool| Accepted { status: "accepted", id, duplicate };
+    let inquiry = match webform::read(received).await.map_err(webform_error)? {
+        Parsed::Inquiry(inquiry) => inquiry,
+        Parsed::TestPing => {
+            return Ok(
+                (StatusCode::OK, axum::Json(Accepted { status: "ok", id: None, duplicate: false })).into_response()
+            );
+        }
+        Parsed::Honeypot => {
+            // Bots must not learn they were caught: same answer as a real submission.
+            tracing::info!(form = %form.id, "honeypot filled: dropped");
+            metrics::counter!("leadrouter_inquiries_total", "channel" => "webform", "outcome" => "honeypot")
+                .increment(1);
+            return Ok((StatusCode::ACCEPTED, axum::Json(accepted(Some(new_id()), false))).into_response());
+        }
+    };
+    let meta = InboundMeta {
+        form_id: Some(form.id.clone()),
+        content_type: content_type.map(str::to_owned),
+        referer: referer.map(str::to_owned),
+    };
+    let (id, duplicate) = match state.intake().submit(&inquiry, RawItem { meta: &meta, payload: &body }).await {
+        Ok(outcome @ Outcome::Duplicate { .. }) => (outcome.lead_id().map(str::to_owned), true),
+        Ok(outcome) => (outcome.lead_id().map(str::to_owned), false),
+        // Stored as a failed inbound item: nothing is lost, an operator can replay it.
+        Err(IntakeError::Failed { item_id, .. }) => {
+            tracing::warn!(item_id, "form submission stored for replay");
+            (None, false)
+        }
+        Err(e @ IntakeError::Unavailable(_)) => return Err(e.into()),
+    };
+    if let Some(target) = form.redirect_to.as_deref().filter(|_| is_browser_post(&headers)) {
+        return Ok(Redirect::to(target).into_response());
+    }
+    let mut response = (StatusCode::ACCEPTED, axum::Json(accepted(id.clone(), duplicate))).into_response();
+    if let Some(location) = id.and_then(|id| HeaderValue::from_str(&format!("/api/v1/leads/{id}")).ok()) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+fn webform_error(e: WebformError) -> ApiError {
+    match e {
+        WebformError::Body(b @ BodyError::UnsupportedType(_)) => ApiError::UnsupportedMediaType(b.to_string()),
+        WebformError::Body(b) => ApiError::BadRequest("malformed_body", b.to_string()),
+        WebformError::Map(m) => ApiError::BadRequest("malformed_body", m.to_string()),
+        WebformError::NoContact(n) => ApiError::Unprocessable("no_contact", n.to_string()),
+        WebformError::BadKey => ApiError::BadRequest("bad_header", e.to_string()),
+    }
+}

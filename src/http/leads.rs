@@ -1,0 +1,330 @@
+//! `/api/v1/leads`: create through the API channel, list, read, change, add notes.
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use serde::{Deserialize, Deserializer};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::auth::Caller;
+use super::error::{ApiError, ApiResult};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::views::{AssignmentView, InteractionView, LeadList, LeadView};
+use crate::domain::{Channel, Inquiry, Status};
+use crate::intake::{IntakeError, RawItem};
+use crate::pipeline::{LeadUpdate, NoteKind, PipelineError};
+use crate::store::{InboundMeta, LeadFilter, ms};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_lead, list_leads))
+        .routes(routes!(get_lead, patch_lead))
+        .routes(routes!(add_note))
+}
+
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
+pub(super) fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+pub(super) fn parse_time(field: &str, value: &str) -> ApiResult<i64> {
+    crate::settings::parse_instant(value)
+        .map(ms)
+        .ok_or_else(|| ApiError::invalid(format!("`{field}` must be an RFC 3339 time like 2026-12-01T09:00:00Z")))
+}
+
+impl From<PipelineError> for ApiError {
+    fn from(e: PipelineError) -> Self {
+        match e {
+            PipelineError::NotFound(what) => ApiError::NotFound(what),
+            PipelineError::Rule(rule) => ApiError::invalid(rule.to_string()),
+            PipelineError::Invalid(msg) => ApiError::invalid(msg),
+            PipelineError::Forbidden(msg) => ApiError::Forbidden(msg),
+            PipelineError::Conflict(msg) => ApiError::Conflict(msg),
+            PipelineError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<IntakeError> for ApiError {
+    fn from(e: IntakeError) -> Self {
+        match e {
+            IntakeError::Failed { .. } => ApiError::Internal(anyhow::Error::new(e)),
+            IntakeError::Unavailable(e) => ApiError::Unavailable(e.to_string()),
+        }
+    }
+}
+
+/// A lead created through the API.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewLead {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    /// Telegram user id.
+    pub telegram_id: Option<i64>,
+    /// ISO region for reading national phone numbers, e.g. `US`.
+    pub default_region: Option<String>,
+    pub subject: Option<String>,
+    pub message: Option<String>,
+    pub utm_source: Option<String>,
+    pub utm_medium: Option<String>,
+    pub utm_campaign: Option<String>,
+    pub language: Option<String>,
+    #[schema(value_type = Object)]
+    #[serde(default)]
+    pub custom_fields: serde_json::Map<String, serde_json::Value>,
+    /// Idempotency key (the `Idempotency-Key` header works too).
+    pub external_id: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/leads", tag = "leads", request_body = NewLead, security(("bearer" = [])),
+    responses((status = 201, description = "created, or the open lead it joined", body = LeadView),
+              (status = 200, description = "seen before (same idempotency key)", body = LeadView),
+              (status = 422, body = super::views::ErrorBody)))]
+async fn create_lead(
+    caller: Caller,
+    axum::extract::State(state): axum::extract::State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<NewLead>,
+) -> ApiResult<impl IntoResponse> {
+    caller.require_admin()?;
+    let region = match body.default_region.as_deref() {
+        Some(r) => Some(crate::domain::Region::parse(r).map_err(|e| ApiError::invalid(e.to_string()))?),
+        None => None,
+    };
+    let mut identities = Vec::new();
+    if let Some(e) = body.email.as_deref().filter(|e| !e.trim().is_empty()) {
+        let email = crate::domain::EmailAddress::parse(e)
+            .map_err(|_| ApiError::invalid(format!("`email`: `{e}` is not a valid email address")))?;
+        identities.push(email.into());
+    }
+    if let Some(p) = body.phone.as_deref().filter(|p| !p.trim().is_empty()) {
+        let phone = crate::domain::PhoneE164::parse(p, region)
+            .map_err(|_| ApiError::invalid(format!("`phone`: `{p}` is not a valid phone number")))?;
+        identities.push(phone.into());
+    }
+    if let Some(t) = body.telegram_id {
+        let tg = crate::domain::identity::TelegramUserId::new(t).map_err(|e| ApiError::invalid(e.to_string()))?;
+        identities.push(tg.into());
+    }
+    if identities.is_empty() {
+        return Err(ApiError::Unprocessable("no_contact", "a lead needs an email, a phone or a telegram_id".into()));
+    }
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or(body.external_id.clone())
+        .unwrap_or_else(crate::store::new_id);
+    if key.len() > 200 {
+        return Err(ApiError::invalid("idempotency key is longer than 200 characters"));
+    }
+    let mut inquiry = Inquiry {
+        channel: Channel::Api,
+        external_id: key,
+        source: crate::domain::Source {
+            utm_source: body.utm_source.clone(),
+            utm_medium: body.utm_medium.clone(),
+            utm_campaign: body.utm_campaign.clone(),
+            ..Default::default()
+        },
+        contact_name: body
+            .name
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(|n| n.chars().take(200).collect()),
+        identities,
+        language: body.language.clone(),
+        country: None,
+        message: crate::domain::Message {
+            subject: body.subject.clone(),
+            text: body.message.clone().unwrap_or_default(),
+            attachments: Vec::new(),
+        },
+        custom_fields: body.custom_fields.clone(),
+        received_at: jiff::Timestamp::now(),
+    };
+    inquiry.normalise_identities();
+    let payload = serde_json::to_vec(&serde_json::json!({"name": body.name, "email": body.email, "phone": body.phone,
+        "telegram_id": body.telegram_id, "message": body.message}))
+    .unwrap_or_default();
+    let meta = InboundMeta { content_type: Some("application/json".into()), ..Default::default() };
+    let outcome = state.intake().submit(&inquiry, RawItem { meta: &meta, payload: &payload }).await?;
+    let status = match outcome {
+        crate::intake::Outcome::Duplicate { .. } => StatusCode::OK,
+        _ => StatusCode::CREATED,
+    };
+    let lead_id = outcome.lead_id().ok_or(ApiError::NotFound("lead"))?.to_owned();
+    Ok((status, axum::Json(lead_detail(&state, &lead_id).await?)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LeadQuery {
+    /// A status name.
+    pub status: Option<String>,
+    /// A rep id.
+    pub owner: Option<String>,
+    pub channel: Option<String>,
+    /// Search in names, emails, phones and Telegram ids.
+    pub q: Option<String>,
+    /// Open leads whose next action is past due.
+    pub overdue: Option<bool>,
+    /// Open leads waiting for an owner.
+    pub unassigned: Option<bool>,
+    /// 1–200, default 50.
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/leads", tag = "leads", params(LeadQuery), security(("bearer" = [])),
+    responses((status = 200, body = LeadList)))]
+async fn list_leads(
+    caller: Caller,
+    axum::extract::State(state): axum::extract::State<AppState>,
+    ApiQuery(q): ApiQuery<LeadQuery>,
+) -> ApiResult<axum::Json<LeadList>> {
+    if let Some(s) = &q.status {
+        s.parse::<Status>().map_err(|e| ApiError::BadRequest("bad_query", e.to_string()))?;
+    }
+    if let Some(c) = &q.channel {
+        c.parse::<Channel>().map_err(|e| ApiError::BadRequest("bad_query", e))?;
+    }
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::BadRequest("bad_query", "limit must be between 1 and 200".into()));
+    }
+    let owner = match caller.rep_scope() {
+        Some(rep) => Some(rep.to_owned()),
+        None => q.owner,
+    };
+    let filter = LeadFilter {
+        status: q.status,
+        owner,
+        channel: q.channel,
+        q: q.q.filter(|s| !s.trim().is_empty()),
+        overdue: q.overdue,
+        unassigned: q.unassigned,
+        limit,
+        cursor: q.cursor,
+    };
+    let page = state.store().leads(&filter, ms(jiff::Timestamp::now())).await?;
+    let contact_ids: Vec<String> = page.items.iter().map(|l| l.contact_id.clone()).collect();
+    let mut identities = state.store().identities_of(&contact_ids).await?;
+    let items = page
+        .items
+        .into_iter()
+        .map(|l| {
+            let mine = identities.iter().filter(|(c, _)| *c == l.contact_id).map(|(_, i)| i.clone()).collect();
+            identities.retain(|(c, _)| *c != l.contact_id);
+            LeadView::new(l, mine)
+        })
+        .collect();
+    Ok(axum::Json(LeadList { items, next_cursor: page.next_cursor }))
+}
+
+/// The lead with its contact, timeline and assignment history.
+pub(super) async fn lead_detail(state: &AppState, id: &str) -> ApiResult<LeadView> {
+    let lead = state.store().lead(id).await?.ok_or(ApiError::NotFound("lead"))?;
+    let (identities, interactions, assignments) = state.store().lead_timeline(&lead).await?;
+    let mut view = LeadView::new(lead, identities);
+    view.interactions = Some(interactions.into_iter().map(InteractionView::from).collect());
+    view.assignments = Some(assignments.into_iter().map(AssignmentView::from).collect());
+    Ok(view)
+}
+
+#[utoipa::path(get, path = "/api/v1/leads/{id}", tag = "leads", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = LeadView), (status = 404, body = super::views::ErrorBody)))]
+async fn get_lead(
+    caller: Caller,
+    axum::extract::State(state): axum::extract::State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<axum::Json<LeadView>> {
+    let view = lead_detail(&state, &id).await?;
+    if let Some(rep) = caller.rep_scope() {
+        // Another rep's lead does not exist as far as this token is concerned.
+        if view.owner.as_ref().is_none_or(|o| o.id != rep) {
+            return Err(ApiError::NotFound("lead"));
+        }
+    }
+    Ok(axum::Json(view))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchLead {
+    pub status: Option<String>,
+    /// Required with `status: "lost"`.
+    pub lost_reason: Option<String>,
+    /// Rep id of the new owner (admins only).
+    pub owner: Option<String>,
+    /// RFC 3339, or null to clear.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub next_action_at: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub next_action_note: Option<Option<String>>,
+}
+
+#[utoipa::path(patch, path = "/api/v1/leads/{id}", tag = "leads", params(("id" = String, Path)), request_body = PatchLead,
+    security(("bearer" = [])),
+    responses((status = 200, body = LeadView), (status = 404, body = super::views::ErrorBody),
+              (status = 409, body = super::views::ErrorBody), (status = 422, body = super::views::ErrorBody)))]
+async fn patch_lead(
+    caller: Caller,
+    axum::extract::State(state): axum::extract::State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<PatchLead>,
+) -> ApiResult<axum::Json<LeadView>> {
+    let status =
+        body.status.as_deref().map(str::parse::<Status>).transpose().map_err(|e| ApiError::invalid(e.to_string()))?;
+    let next_action_at = match body.next_action_at {
+        Some(Some(t)) => Some(Some(parse_time("next_action_at", &t)?)),
+        Some(None) => Some(None),
+        None => None,
+    };
+    if let Some(Some(note)) = &body.next_action_note
+        && note.chars().count() > 2000
+    {
+        return Err(ApiError::invalid("`next_action_note` is longer than 2000 characters"));
+    }
+    let update = LeadUpdate {
+        status,
+        lost_reason: body.lost_reason,
+        owner: body.owner,
+        next_action_at,
+        next_action_note: body.next_action_note,
+    };
+    state.intake().update_lead(&caller.0, &id, &update).await?;
+    Ok(axum::Json(lead_detail(&state, &id).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewNote {
+    pub text: String,
+    /// `note` (internal, default), `call` or `message` (a touch made outside leadrouter: counts
+    /// as the first response).
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub kind: NoteKind,
+}
+
+#[utoipa::path(post, path = "/api/v1/leads/{id}/notes", tag = "leads", params(("id" = String, Path)), request_body = NewNote,
+    security(("bearer" = [])),
+    responses((status = 201, body = LeadView), (status = 404, body = super::views::ErrorBody)))]
+async fn add_note(
+    caller: Caller,
+    axum::extract::State(state): axum::extract::State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<NewNote>,
+) -> ApiResult<impl IntoResponse> {
+    state.intake().add_note(&caller.0, &id, body.kind, &body.text).await?;
+    Ok((StatusCode::CREATED, axum::Json(lead_detail(&state, &id).await?)))
+}

@@ -1,0 +1,114 @@
+//! The HTTP API: one `AppState`, one file per resource, one error type.
+
+mod auth;
+mod contacts;
+mod error;
+mod extract;
+mod forms;
+mod leads;
+mod ops;
+mod outbox;
+mod reps;
+mod stats;
+mod views;
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::MatchedPath;
+use axum::http::Request;
+use governor::{DefaultKeyedRateLimiter, Quota};
+use metrics_exporter_prometheus::PrometheusHandle;
+use sha2::{Digest, Sha256};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use auth::BearerScheme;
+pub use auth::Caller;
+pub use error::{ApiError, ApiResult};
+
+use crate::intake::Intake;
+use crate::settings::Settings;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    intake: Intake,
+    metrics: Option<PrometheusHandle>,
+    /// sha256 of each admin token: compared in constant time, never kept in clear.
+    admin_token_hashes: Vec<[u8; 32]>,
+    form_limiter: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+impl AppState {
+    pub fn new(intake: Intake, metrics: Option<PrometheusHandle>) -> Self {
+        use secrecy::ExposeSecret;
+        let settings = &intake.settings;
+        let admin_token_hashes =
+            settings.auth.admin_tokens.iter().map(|t| Sha256::digest(t.expose_secret().as_bytes()).into()).collect();
+        let per_second = NonZeroU32::new(settings.server.form_rate_per_second).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(settings.server.form_rate_burst).unwrap_or(NonZeroU32::MIN);
+        let form_limiter = DefaultKeyedRateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst));
+        AppState(Arc::new(Inner { intake, metrics, admin_token_hashes, form_limiter }))
+    }
+
+    pub fn intake(&self) -> &Intake {
+        &self.0.intake
+    }
+    pub fn store(&self) -> &Store {
+        &self.0.intake.store
+    }
+    pub fn settings(&self) -> &Settings {
+        &self.0.intake.settings
+    }
+
+    /// Forgets rate-limit state of clients that went quiet (keeps memory bounded).
+    pub fn prune_rate_limits(&self) {
+        self.0.form_limiter.retain_recent();
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "leadrouter", description = "Omnichannel lead intake and routing"),
+    modifiers(&BearerScheme),
+    tags((name = "forms"), (name = "leads"), (name = "contacts"), (name = "reps"), (name = "stats"), (name = "outbox"), (name = "ops"))
+)]
+struct ApiDoc;
+
+/// The whole HTTP surface, with the OpenAPI document built from the same handlers.
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(forms::router())
+        .merge(leads::router())
+        .merge(contacts::router())
+        .merge(reps::router())
+        .merge(stats::router())
+        .merge(outbox::router())
+        .merge(ops::router())
+        .split_for_parts();
+    let openapi = Arc::new(openapi);
+    let timeout = state.settings().server.request_timeout.0;
+    let cors = forms::cors(state.0.intake.settings.clone());
+    api.route("/openapi.json", axum::routing::get(move || async move { axum::Json(openapi.as_ref().clone()) }))
+        .fallback(|| async { ApiError::NotFound("route") })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state)
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            // Spans are named by the matched route, not the raw path (ids stay out of names).
+            let route = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or("unmatched");
+            let request_id =
+                req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+            tracing::info_span!("http", method = %req.method(), route, request_id)
+        }))
+        .layer(cors)
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}

@@ -1,0 +1,199 @@
+//! Changes people make to leads after intake: status, owner, next action, notes. Each is one
+//! transaction that also writes its events (and so its outbox rows).
+
+use serde_json::json;
+
+use crate::domain::lead::{self, LeadRuleError, Status};
+use crate::events::{self, LEAD_ASSIGNED, LEAD_MESSAGE, LEAD_STATUS_CHANGED};
+use crate::intake::Intake;
+use crate::store::{LeadRow, StoreError, ms};
+
+/// Who is acting: admins may do anything, a rep only on their own leads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    Admin,
+    Rep(String),
+}
+
+impl Actor {
+    pub fn label(&self) -> String {
+        match self {
+            Actor::Admin => "admin".into(),
+            Actor::Rep(id) => format!("rep:{id}"),
+        }
+    }
+    pub fn may_see(&self, lead: &LeadRow) -> bool {
+        match self {
+            Actor::Admin => true,
+            Actor::Rep(id) => lead.owner.as_ref().is_some_and(|o| &o.id == id),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error(transparent)]
+    Rule(#[from] LeadRuleError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for PipelineError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => PipelineError::NotFound(what),
+            other => PipelineError::Store(other),
+        }
+    }
+}
+
+/// A requested change. `None` leaves a field alone; `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct LeadUpdate {
+    pub status: Option<Status>,
+    pub lost_reason: Option<String>,
+    pub owner: Option<String>,
+    pub next_action_at: Option<Option<i64>>,
+    pub next_action_note: Option<Option<String>>,
+}
+
+/// How a note or logged touch appears on the timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum NoteKind {
+    /// Internal note: not a message to the prospect.
+    #[default]
+    Note,
+    /// A call, email or message the rep sent outside leadrouter: counts as a response.
+    Call,
+    Message,
+}
+
+impl Intake {
+    pub async fn update_lead(&self, actor: &Actor, lead_id: &str, u: &LeadUpdate) -> Result<(), PipelineError> {
+        let now = ms(jiff::Timestamp::now());
+        let mut tx = self.store.begin().await?;
+        let lead = tx.lead_for_update(lead_id).await?;
+        if !actor.may_see(&lead) {
+            return Err(PipelineError::NotFound("lead"));
+        }
+        let current: Status = lead.status.parse()?;
+        let mut freed_capacity = false;
+
+        if let Some(to) = u.status {
+            let t = lead::transition(current, to, u.lost_reason.as_deref())?;
+            if t.reopens()
+                && let Some(other) = tx.other_open_lead(&lead.contact_id, &lead.id).await?
+            {
+                return Err(PipelineError::Conflict(format!(
+                    "the contact already has open lead {other}; close it before reopening this one"
+                )));
+            }
+            if t.changes() || t.lost_reason.as_deref() != lead.lost_reason.as_deref() {
+                tx.set_status(&lead, to.as_str(), t.lost_reason.as_deref(), to.is_open(), now).await?;
+                let data = json!({"lead": {"id": lead.id}, "from": current.as_str(), "to": to.as_str(), "lost_reason": t.lost_reason});
+                let event =
+                    events::lead_event(&self.settings, LEAD_STATUS_CHANGED, &lead.id, Some(&actor.label()), data, now);
+                tx.record_event(&event).await?;
+                freed_capacity = t.closes();
+            }
+        } else if u.lost_reason.is_some() {
+            if current != Status::Lost {
+                return Err(LeadRuleError::ReasonWithoutLost.into());
+            }
+            let t = lead::transition(current, current, u.lost_reason.as_deref())?;
+            tx.set_status(&lead, current.as_str(), t.lost_reason.as_deref(), false, now).await?;
+        }
+
+        if let Some(owner) = &u.owner {
+            if *actor != Actor::Admin {
+                return Err(PipelineError::Forbidden("only an admin can reassign a lead".into()));
+            }
+            if lead.closed_at.is_some() || u.status.is_some_and(|s| !s.is_open()) {
+                return Err(PipelineError::Conflict("a closed lead cannot be reassigned; reopen it first".into()));
+            }
+            if lead.owner.as_ref().map(|o| &o.id) != Some(owner) {
+                if tx.rep_candidate(owner).await?.is_none() {
+                    return Err(PipelineError::Invalid(format!("owner `{owner}` is not a rep")));
+                }
+                let previous = lead.owner.as_ref().map(|o| o.id.as_str());
+                // An admin's explicit choice may go above the rep's capacity.
+                let name = tx.assign(&lead.id, previous, owner, None, "manual", &[], false, now).await?;
+                let data = json!({"lead": {"id": lead.id, "owner": {"id": owner, "name": name}}, "reason": "manual", "previous_owner": previous});
+                let event =
+                    events::lead_event(&self.settings, LEAD_ASSIGNED, &lead.id, Some(&actor.label()), data, now);
+                tx.record_event(&event).await?;
+                freed_capacity |= previous.is_some();
+            }
+        }
+
+        if u.next_action_at.is_some() || u.next_action_note.is_some() {
+            let at = u.next_action_at.unwrap_or(lead.next_action_at);
+            let note = u.next_action_note.clone().unwrap_or(lead.next_action_note.clone());
+            tx.set_next_action(&lead.id, at, note.as_deref(), now).await?;
+        }
+        tx.commit().await?;
+        self.outbox_wakeup.notify_one();
+        if freed_capacity {
+            self.assign_waiting().await?;
+        }
+        Ok(())
+    }
+
+    /// Adds a note or logs a touch on the lead's timeline.
+    pub async fn add_note(
+        &self,
+        actor: &Actor,
+        lead_id: &str,
+        kind: NoteKind,
+        text: &str,
+    ) -> Result<String, PipelineError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(PipelineError::Invalid("`text` must not be empty".into()));
+        }
+        if text.chars().count() > 20_000 {
+            return Err(PipelineError::Invalid("`text` is longer than 20000 characters".into()));
+        }
+        let now = ms(jiff::Timestamp::now());
+        let mut tx = self.store.begin().await?;
+        let lead = tx.lead_for_update(lead_id).await?;
+        if !actor.may_see(&lead) {
+            return Err(PipelineError::NotFound("lead"));
+        }
+        let author = match actor {
+            Actor::Rep(id) => Some(id.as_str()),
+            Actor::Admin => None,
+        };
+        let (direction, kind_name) = match kind {
+            NoteKind::Note => ("internal", "note"),
+            NoteKind::Call => ("outbound", "call"),
+            NoteKind::Message => ("outbound", "message"),
+        };
+        let id = tx.add_interaction(&lead.id, "api", direction, kind_name, author, None, None, text, "[]", now).await?;
+        if direction == "outbound" {
+            tx.mark_first_response(&lead.id, now).await?;
+            let data = json!({"lead": {"id": lead.id}, "message": {"channel": "api", "direction": direction, "kind": kind_name, "text": text}});
+            tx.record_event(&events::lead_event(
+                &self.settings,
+                LEAD_MESSAGE,
+                &lead.id,
+                Some(&actor.label()),
+                data,
+                now,
+            ))
+            .await?;
+        }
+        tx.commit().await?;
+        self.outbox_wakeup.notify_one();
+        Ok(id)
+    }
+}

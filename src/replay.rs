@@ -1,0 +1,58 @@
+//! `leadrouter replay`: a failed inbound item goes through intake again, from its raw payload.
+
+use crate::channels::webform::{self, Parsed, form_config};
+use crate::intake::{Intake, Outcome, RawItem};
+use crate::store::{InboundItem, from_ms};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("inbound item {0} not found")]
+    NotFound(String),
+    #[error("inbound item {0} is {1}, not failed")]
+    NotFailed(String, String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("{0}")]
+    StillFailing(String),
+}
+
+pub async fn replay(intake: &Intake, id: &str) -> Result<Outcome, ReplayError> {
+    let item = intake
+        .store
+        .inbound_item(id)
+        .await
+        .map_err(|e| ReplayError::StillFailing(e.to_string()))?
+        .ok_or_else(|| ReplayError::NotFound(id.to_owned()))?;
+    if item.status != "failed" {
+        return Err(ReplayError::NotFailed(item.id, item.status));
+    }
+    match item.channel.as_str() {
+        "webform" => replay_webform(intake, &item).await,
+        other => Err(ReplayError::Unsupported(format!(
+            "{other} items are not replayed: that channel's sender was told it failed and sends again"
+        ))),
+    }
+}
+
+async fn replay_webform(intake: &Intake, item: &InboundItem) -> Result<Outcome, ReplayError> {
+    let form_id = item.meta.form_id.as_deref().unwrap_or_default();
+    let form = form_config(&intake.settings, form_id)
+        .ok_or_else(|| ReplayError::Unsupported(format!("form `{form_id}` is no longer configured")))?;
+    let received = webform::Received {
+        form: &form,
+        content_type: item.meta.content_type.as_deref(),
+        body: bytes::Bytes::from(item.payload.clone()),
+        referer: item.meta.referer.as_deref(),
+        idempotency_key: None,
+        external_id: Some(item.external_id.clone()),
+        received_at: from_ms(item.received_at),
+        dedup_window_ms: intake.settings.server.dedup_window.as_millis_i64(),
+    };
+    match webform::read(received).await.map_err(|e| ReplayError::StillFailing(e.to_string()))? {
+        Parsed::Inquiry(inquiry) => intake
+            .submit(&inquiry, RawItem { meta: &item.meta, payload: &item.payload })
+            .await
+            .map_err(|e| ReplayError::StillFailing(e.to_string())),
+        Parsed::Honeypot | Parsed::TestPing => Err(ReplayError::Unsupported("the item is not an inquiry".into())),
+    }
+}

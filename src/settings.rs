@@ -1,0 +1,724 @@
+//! Typed configuration: `config/leadrouter.toml` (optional), then `LEADROUTER__SECTION__KEY`
+//! environment overrides. `Settings::problems` lists every problem at once for `check-config`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::domain::routing::{Rule, Strategy};
+use crate::domain::working_hours::WorkingHours;
+use crate::domain::{Channel, Region};
+
+pub const DEFAULT_CONFIG_PATH: &str = "config/leadrouter.toml";
+
+/// A duration written as `"30s"`, `"15m"`, `"2h"`, `"3d"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Duration(pub std::time::Duration);
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(s.trim()).map(Duration).map_err(|e| {
+            serde::de::Error::custom(format!("`{s}` is not a duration like \"30s\", \"15m\", \"2h\" ({e})"))
+        })
+    }
+}
+
+impl Duration {
+    pub fn from_secs(s: u64) -> Self {
+        Duration(std::time::Duration::from_secs(s))
+    }
+    pub fn as_millis_i64(self) -> i64 {
+        i64::try_from(self.0.as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub auth: AuthSettings,
+    pub reps: Vec<RepSettings>,
+    pub teams: Vec<TeamSettings>,
+    pub routing: RoutingSettings,
+    pub forms: Vec<FormSettings>,
+    pub telegram: TelegramSettings,
+    pub imap: Vec<ImapSettings>,
+    pub notify: NotifySettings,
+    pub outbox: OutboxSettings,
+    pub scheduler: SchedulerSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    pub listen: String,
+    pub public_url: String,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Form posts per second per client IP, and the burst allowed above it.
+    pub form_rate_per_second: u32,
+    pub form_rate_burst: u32,
+    /// Take the client IP from `X-Forwarded-For` (only behind a proxy you trust).
+    pub trust_forwarded_for: bool,
+    pub request_timeout: Duration,
+    /// How long in-flight work may take to finish after SIGTERM.
+    pub shutdown_grace: Duration,
+    /// Two submissions with the same body and no submission id within this window are one.
+    pub dedup_window: Duration,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            listen: "127.0.0.1:8080".into(),
+            public_url: "http://localhost:8080".into(),
+            max_body_bytes: 1024 * 1024,
+            form_rate_per_second: 10,
+            form_rate_burst: 50,
+            trust_forwarded_for: false,
+            request_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
+            dedup_window: Duration::from_secs(600),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings { url: "sqlite://data/leadrouter.db".into(), max_connections: 16 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    pub admin_tokens: Vec<SecretString>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepSettings {
+    pub id: String,
+    pub name: String,
+    pub email: Option<String>,
+    pub telegram_chat_id: Option<i64>,
+    pub api_token: Option<SecretString>,
+    pub capacity: Option<u32>,
+    #[serde(default = "one")]
+    pub weight: u32,
+    #[serde(default)]
+    pub teams: Vec<String>,
+    #[serde(default)]
+    pub languages: Vec<String>,
+    pub timezone: Option<String>,
+    pub working_hours: Option<String>,
+    #[serde(default = "yes")]
+    pub active: bool,
+    pub out_of_office_until: Option<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamSettings {
+    pub id: String,
+    #[serde(default)]
+    pub strategy: Strategy,
+    #[serde(default)]
+    pub members: Vec<String>,
+    /// Time a rep has to accept a lead before it is reassigned.
+    pub sla: Option<Duration>,
+    /// Telegram group where new leads are announced.
+    pub notify_chat_id: Option<i64>,
+    /// Route to reps outside their working hours too.
+    #[serde(default)]
+    pub after_hours: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingSettings {
+    pub default_team: Option<String>,
+    pub sticky_owner: bool,
+    pub rules: Vec<RuleSettings>,
+}
+
+impl Default for RoutingSettings {
+    fn default() -> Self {
+        RoutingSettings { default_team: None, sticky_owner: true, rules: Vec::new() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSettings {
+    pub team: String,
+    #[serde(default, rename = "match")]
+    pub conditions: RuleMatch,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RuleMatch {
+    pub channel: Option<String>,
+    pub form: Option<String>,
+    pub mailbox: Option<String>,
+    pub utm_source: Option<String>,
+    pub language: Option<String>,
+    pub country: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FormProvider {
+    #[default]
+    Generic,
+    Tilda,
+    Webflow,
+    Typeform,
+    Jotform,
+    Elementor,
+}
+
+impl FormProvider {
+    /// Providers that sign their requests: a secret is required to check them.
+    pub fn signs(self) -> bool {
+        matches!(self, FormProvider::Webflow | FormProvider::Typeform)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormSettings {
+    pub id: String,
+    #[serde(default)]
+    pub provider: FormProvider,
+    /// Shared secret (`X-Leadrouter-Secret` header or `secret` field), or the signing key of
+    /// providers that sign.
+    pub secret: Option<SecretString>,
+    /// Name of a field real people leave empty; filled in, the post is a bot's.
+    pub honeypot: Option<String>,
+    /// Browser form posts are answered with a 303 here.
+    pub redirect_to: Option<String>,
+    pub default_region: Option<String>,
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// Explicit mapping: lead field (`name`, `email`, `phone`, `message`, `company`, …) → the
+    /// form's field name. Wins over the provider's guesses.
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+}
+
+impl FormSettings {
+    /// A form with the generic provider, no secret and no extras.
+    pub fn open(id: &str) -> Self {
+        FormSettings {
+            id: id.to_owned(),
+            provider: FormProvider::Generic,
+            secret: None,
+            honeypot: None,
+            redirect_to: None,
+            default_region: None,
+            allowed_origins: Vec::new(),
+            fields: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TelegramMode {
+    #[default]
+    Polling,
+    Webhook,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelegramSettings {
+    pub enabled: bool,
+    pub token: Option<SecretString>,
+    pub mode: TelegramMode,
+    pub api_url: String,
+    pub webhook_secret: Option<SecretString>,
+}
+
+impl Default for TelegramSettings {
+    fn default() -> Self {
+        TelegramSettings {
+            enabled: false,
+            token: None,
+            mode: TelegramMode::Polling,
+            api_url: "https://api.telegram.org".into(),
+            webhook_secret: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ImapTls {
+    #[default]
+    Implicit,
+    Starttls,
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImapSettings {
+    pub id: String,
+    pub host: String,
+    #[serde(default = "imap_port")]
+    pub port: u16,
+    #[serde(default)]
+    pub tls: ImapTls,
+    pub username: String,
+    pub password: Option<SecretString>,
+    #[serde(default = "inbox")]
+    pub folder: String,
+    pub processed_folder: Option<String>,
+    #[serde(default = "yes")]
+    pub idle: bool,
+    pub default_region: Option<String>,
+    pub backfill: Option<Duration>,
+}
+
+fn imap_port() -> u16 {
+    993
+}
+fn inbox() -> String {
+    "INBOX".into()
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifySettings {
+    pub email: Option<EmailNotifySettings>,
+    pub webhooks: Vec<WebhookSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailNotifySettings {
+    pub host: String,
+    #[serde(default = "smtp_port")]
+    pub port: u16,
+    pub username: Option<String>,
+    pub password: Option<SecretString>,
+    pub from: String,
+}
+
+fn smtp_port() -> u16 {
+    587
+}
+
+/// Event types a webhook can subscribe to.
+pub const EVENT_TYPES: [&str; 4] = ["lead.created", "lead.assigned", "lead.status_changed", "lead.message"];
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    pub url: String,
+    /// HMAC-SHA256 key for the `X-Leadrouter-Signature` header.
+    pub secret: Option<SecretString>,
+    /// Empty = every event.
+    #[serde(default)]
+    pub events: Vec<String>,
+}
+
+impl WebhookSettings {
+    pub fn wants(&self, event_type: &str) -> bool {
+        self.events.is_empty() || self.events.iter().any(|e| e == event_type)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxSettings {
+    /// Attempts before a message is marked dead.
+    pub max_attempts: u32,
+    pub base_backoff: Duration,
+    pub max_backoff: Duration,
+    pub poll_interval: Duration,
+    /// A claimed message not finished within this time is retried (its worker died).
+    pub lease: Duration,
+    pub request_timeout: Duration,
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        OutboxSettings {
+            max_attempts: 10,
+            base_backoff: Duration::from_secs(2),
+            max_backoff: Duration::from_secs(3600),
+            poll_interval: Duration(std::time::Duration::from_millis(500)),
+            lease: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerSettings {
+    /// How often waiting leads are offered to reps who became eligible by the clock (working
+    /// hours starting, out-of-office ending). Other changes drain the queue at once.
+    pub unassigned_interval: Duration,
+}
+
+impl Default for SchedulerSettings {
+    fn default() -> Self {
+        SchedulerSettings { unassigned_interval: Duration::from_secs(15) }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `leadrouter=debug,info`.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings { format: LogFormat::Text, level: "info".into() }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("config file {0} does not exist")]
+    Missing(PathBuf),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// Reads the file (the default path may be absent) and the environment.
+    pub fn load(explicit: Option<&Path>) -> Result<Settings, SettingsError> {
+        Self::figment(explicit)?
+            .extract()
+            .map_err(|e| SettingsError::Invalid(e.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")))
+    }
+
+    /// Settings from TOML text alone (no file, no environment): for tests and tools.
+    pub fn from_toml(text: &str) -> Result<Settings, SettingsError> {
+        Figment::new()
+            .merge(Toml::string(text))
+            .extract()
+            .map_err(|e| SettingsError::Invalid(e.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")))
+    }
+
+    fn figment(explicit: Option<&Path>) -> Result<Figment, SettingsError> {
+        let path = match explicit {
+            Some(p) if !p.exists() => return Err(SettingsError::Missing(p.to_owned())),
+            Some(p) => p.to_owned(),
+            None => PathBuf::from(DEFAULT_CONFIG_PATH),
+        };
+        Ok(Figment::new().merge(Toml::file(path)).merge(Env::prefixed("LEADROUTER__").split("__")))
+    }
+
+    /// Every problem in a loaded configuration, in reading order. Empty = valid.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.server.listen.parse::<SocketAddr>().is_err() {
+            p.push(format!("server.listen `{}` is not an address like 127.0.0.1:8080", self.server.listen));
+        }
+        if self.server.max_body_bytes == 0 || self.server.form_rate_per_second == 0 || self.server.form_rate_burst == 0
+        {
+            p.push("server.max_body_bytes, form_rate_per_second and form_rate_burst must be positive".into());
+        }
+        let url = &self.database.url;
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            p.push(format!("database.url must start with sqlite: or postgres:// (got `{url}`)"));
+        }
+        if self.database.max_connections == 0 {
+            p.push("database.max_connections must be at least 1".into());
+        }
+
+        let team_ids = duplicates("teams", self.teams.iter().map(|t| t.id.as_str()), &mut p);
+        let rep_ids = duplicates("reps", self.reps.iter().map(|r| r.id.as_str()), &mut p);
+        for rep in &self.reps {
+            let who = format!("rep `{}`", rep.id);
+            if rep.id.trim().is_empty() || rep.name.trim().is_empty() {
+                p.push(format!("{who}: id and name must not be empty"));
+            }
+            for team in rep.teams.iter().filter(|t| !team_ids.contains(t.as_str())) {
+                p.push(format!("{who} is in team `{team}`, which is not defined in [[teams]]"));
+            }
+            if let Some(tz) = &rep.timezone
+                && jiff::tz::TimeZone::get(tz).is_err()
+            {
+                p.push(format!("{who}: unknown timezone `{tz}` (use an IANA name like Europe/Berlin)"));
+            }
+            if let Some(wh) = &rep.working_hours
+                && let Err(e) = WorkingHours::parse(wh)
+            {
+                p.push(format!("{who}: {e}"));
+            }
+            if let Some(ooo) = &rep.out_of_office_until
+                && parse_instant(ooo).is_none()
+            {
+                p.push(format!("{who}: out_of_office_until `{ooo}` is not a date (2026-12-01) or RFC 3339 time"));
+            }
+            if rep.weight == 0 {
+                p.push(format!("{who}: weight must be at least 1"));
+            }
+            if let Some(email) = &rep.email
+                && crate::domain::EmailAddress::parse(email).is_err()
+            {
+                p.push(format!("{who}: email `{email}` is not a valid address"));
+            }
+        }
+        for team in &self.teams {
+            for m in team.members.iter().filter(|m| !rep_ids.contains(m.as_str())) {
+                p.push(format!("team `{}` lists member `{m}`, who is not defined in [[reps]]", team.id));
+            }
+            if self.team_members(&team.id).is_empty() {
+                p.push(format!("team `{}` has no members", team.id));
+            }
+            if team.strategy == Strategy::Claim && team.notify_chat_id.is_none() {
+                p.push(format!(
+                    "team `{}` uses strategy `claim` but has no notify_chat_id to announce leads in",
+                    team.id
+                ));
+            }
+        }
+        if let Some(t) = &self.routing.default_team
+            && !team_ids.contains(t.as_str())
+        {
+            p.push(format!("routing.default_team `{t}` is not defined in [[teams]]"));
+        }
+        for (i, rule) in self.routing.rules.iter().enumerate() {
+            if !team_ids.contains(rule.team.as_str()) {
+                p.push(format!("routing.rules[{i}] routes to team `{}`, which is not defined", rule.team));
+            }
+            if let Some(c) = &rule.conditions.channel
+                && let Err(e) = Channel::from_str(c)
+            {
+                p.push(format!("routing.rules[{i}]: {e}"));
+            }
+        }
+        duplicates("forms", self.forms.iter().map(|f| f.id.as_str()), &mut p);
+        for form in &self.forms {
+            if let Some(r) = &form.default_region
+                && Region::parse(r).is_err()
+            {
+                p.push(format!("form `{}`: unknown default_region `{r}`", form.id));
+            }
+            if form.provider.signs() && form.secret.is_none() {
+                p.push(format!(
+                    "form `{}`: provider {:?} signs its requests, so a secret is required",
+                    form.id, form.provider
+                ));
+            }
+            for target in
+                form.fields.keys().filter(|k| !crate::channels::webform::MAPPABLE_FIELDS.contains(&k.as_str()))
+            {
+                p.push(format!("form `{}`: fields.{target} is not a lead field", form.id));
+            }
+        }
+        if self.telegram.enabled && self.telegram.token.is_none() {
+            p.push("telegram.enabled is true but telegram.token is missing".into());
+        }
+        if self.telegram.enabled
+            && self.telegram.mode == TelegramMode::Webhook
+            && self.telegram.webhook_secret.is_none()
+        {
+            p.push("telegram.mode = \"webhook\" needs telegram.webhook_secret".into());
+        }
+        duplicates("imap", self.imap.iter().map(|m| m.id.as_str()), &mut p);
+        for m in &self.imap {
+            if let Some(r) = &m.default_region
+                && Region::parse(r).is_err()
+            {
+                p.push(format!("imap `{}`: unknown default_region `{r}`", m.id));
+            }
+        }
+        for (i, w) in self.notify.webhooks.iter().enumerate() {
+            if reqwest::Url::parse(&w.url).map(|u| !matches!(u.scheme(), "http" | "https")).unwrap_or(true) {
+                p.push(format!("notify.webhooks[{i}]: `{}` is not an http(s) URL", w.url));
+            }
+            for e in w.events.iter().filter(|e| !EVENT_TYPES.contains(&e.as_str())) {
+                p.push(format!("notify.webhooks[{i}]: unknown event `{e}` (known: {})", EVENT_TYPES.join(", ")));
+            }
+        }
+        if self.outbox.max_attempts == 0 {
+            p.push("outbox.max_attempts must be at least 1".into());
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            p.push(format!("log.level `{}`: {e}", self.log.level));
+        }
+        p
+    }
+
+    /// Members of a team: its `members` plus every rep that names the team.
+    pub fn team_members(&self, team: &str) -> Vec<String> {
+        let mut m: Vec<String> = self
+            .teams
+            .iter()
+            .filter(|t| t.id == team)
+            .flat_map(|t| t.members.iter().cloned())
+            .chain(self.reps.iter().filter(|r| r.teams.iter().any(|t| t == team)).map(|r| r.id.clone()))
+            .collect();
+        m.sort();
+        m.dedup();
+        m
+    }
+
+    pub fn team(&self, id: &str) -> Option<&TeamSettings> {
+        self.teams.iter().find(|t| t.id == id)
+    }
+
+    pub fn form(&self, id: &str) -> Option<&FormSettings> {
+        self.forms.iter().find(|f| f.id == id)
+    }
+
+    /// Routing rules in domain form (call after `problems()` came back empty).
+    pub fn rules(&self) -> Vec<Rule> {
+        self.routing
+            .rules
+            .iter()
+            .map(|r| Rule {
+                team: r.team.clone(),
+                channel: r.conditions.channel.as_deref().and_then(|c| c.parse().ok()),
+                form: r.conditions.form.clone(),
+                mailbox: r.conditions.mailbox.clone(),
+                utm_source: r.conditions.utm_source.clone(),
+                language: r.conditions.language.clone(),
+                country: r.conditions.country.clone(),
+            })
+            .collect()
+    }
+}
+
+fn duplicates<'a>(what: &str, ids: impl Iterator<Item = &'a str>, problems: &mut Vec<String>) -> HashSet<&'a str> {
+    let mut seen = HashSet::new();
+    for id in ids {
+        if !seen.insert(id) {
+            problems.push(format!("{what}: id `{id}` is defined twice"));
+        }
+    }
+    seen
+}
+
+/// `2026-12-01` (midnight UTC) or a full RFC 3339 timestamp.
+pub fn parse_instant(s: &str) -> Option<jiff::Timestamp> {
+    s.parse::<jiff::Timestamp>().ok().or_else(|| {
+        s.parse::<jiff::civil::Date>()
+            .ok()
+            .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
+            .map(|z| z.timestamp())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from_toml(s: &str) -> Settings {
+        Figment::new().merge(Toml::string(s)).extract().expect("parses")
+    }
+
+    #[test]
+    fn no_config_at_all_is_valid() {
+        let s = Settings::default();
+        assert!(s.problems().is_empty(), "{:?}", s.problems());
+        assert_eq!(s.database.url, "sqlite://data/leadrouter.db");
+        assert_eq!(s.server.listen, "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn every_problem_is_listed() {
+        let s = from_toml(
+            r#"
+            [[reps]]
+            id = "anna"
+            name = "Anna"
+            teams = ["ghost"]
+            timezone = "Mars/Olympus"
+            working_hours = "Mon-Fri 9-5"
+            [[reps]]
+            id = "anna"
+            name = "Anna again"
+            [[teams]]
+            id = "sales"
+            members = ["zoe"]
+            [[teams]]
+            id = "empty"
+            [[forms]]
+            id = "wf"
+            provider = "webflow"
+            default_region = "XX"
+            "#,
+        );
+        let problems = s.problems().join("\n");
+        for needle in [
+            "reps: id `anna` is defined twice",
+            "team `ghost`, which is not defined",
+            "unknown timezone `Mars/Olympus`",
+            "working hours `Mon-Fri 9-5`",
+            "member `zoe`, who is not defined",
+            "team `empty` has no members",
+            "unknown default_region `XX`",
+            "a secret is required",
+        ] {
+            assert!(problems.contains(needle), "missing {needle:?} in:\n{problems}");
+        }
+    }
+
+    #[test]
+    fn the_documented_example_config_is_valid() {
+        let s = Settings::from_toml(include_str!("../config/leadrouter.example.toml")).expect("parses");
+        assert!(s.problems().is_empty(), "{:?}", s.problems());
+        assert_eq!(s.team_members("sales"), vec!["anna".to_string(), "ben".to_string()]);
+    }
+
+    #[test]
+    fn durations_read_like_people_write_them() {
+        let s = from_toml("[[teams]]\nid = \"sales\"\nsla = \"15m\"\n");
+        assert_eq!(s.teams[0].sla, Some(Duration::from_secs(900)));
+        let bad = Figment::new().merge(Toml::string("[[teams]]\nid = \"s\"\nsla = \"soon\"\n")).extract::<Settings>();
+        assert!(bad.is_err());
+    }
+
+    #[test]
+    fn team_members_come_from_both_sides() {
+        let s = from_toml(
+            "[[reps]]\nid = \"anna\"\nname = \"A\"\nteams = [\"sales\"]\n[[reps]]\nid = \"ben\"\nname = \"B\"\n[[teams]]\nid = \"sales\"\nmembers = [\"ben\"]\n",
+        );
+        assert_eq!(s.team_members("sales"), vec!["anna".to_string(), "ben".to_string()]);
+    }
+}

@@ -1,0 +1,242 @@
+//! Contacts: merging duplicates, reading, erasing personal data.
+
+use super::intake::release_rep;
+use super::rows::{Col, IdentityRow, Sql};
+use super::{Result, Store, StoreError, Tx, new_id};
+
+#[derive(Debug, Clone, Default)]
+pub struct MergeOutcome {
+    /// Open leads of merged contacts folded into the surviving open lead.
+    pub folded_leads: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ContactSummary {
+    pub id: String,
+    pub name: Option<String>,
+    pub identities: Vec<IdentityRow>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ContactDetail {
+    pub contact: ContactSummary,
+    pub merged_into: Option<String>,
+    /// `(lead id, status, created_at)`, newest first.
+    pub leads: Vec<(String, String, i64)>,
+}
+
+impl Tx {
+    /// Merges `from` into `into`: identities and leads move over, and if both sides have an
+    /// open lead the younger one is folded into the older (its messages move, it closes as a
+    /// duplicate), keeping "one open lead per person".
+    pub async fn merge_contacts(
+        &mut self,
+        into: &str,
+        from: &[String],
+        reason: &str,
+        now: i64,
+    ) -> Result<MergeOutcome> {
+        let mut all: Vec<&str> = from.iter().map(String::as_str).chain(std::iter::once(into)).collect();
+        all.sort_unstable();
+        for id in &all {
+            // Same lock order in every transaction: no deadlocks between merges.
+            let mut q = Sql::new("SELECT id FROM contacts WHERE merged_into IS NULL AND id = ");
+            q.bind((*id).to_owned()).push(self.backend.for_update());
+            if q.build().fetch_optional(&mut *self.tx).await?.is_none() {
+                return Err(StoreError::Retry);
+            }
+        }
+        let mut outcome = MergeOutcome::default();
+        for other in from {
+            let open: Vec<(String, i64, Option<String>)> = {
+                let rows = sqlx::query(
+                    "SELECT id, created_at, owner_id FROM leads WHERE closed_at IS NULL AND (contact_id = $1 OR contact_id = $2) \
+                     ORDER BY created_at, id",
+                )
+                .bind(into)
+                .bind(other.clone())
+                .fetch_all(&mut *self.tx)
+                .await?;
+                rows.iter()
+                    .map(|r| Ok((r.col("id")?, r.col("created_at")?, r.col("owner_id")?)))
+                    .collect::<Result<_>>()?
+            };
+            if let [(keep, _, _), rest @ ..] = open.as_slice() {
+                for (dup, _, owner) in rest {
+                    sqlx::query("UPDATE interactions SET lead_id = $1 WHERE lead_id = $2")
+                        .bind(keep.clone())
+                        .bind(dup.clone())
+                        .execute(&mut *self.tx)
+                        .await?;
+                    sqlx::query(
+                        "UPDATE leads SET status = 'lost', lost_reason = 'duplicate', merged_into = $1, closed_at = $2, \
+                         updated_at = $2 WHERE id = $3",
+                    )
+                    .bind(keep.clone())
+                    .bind(now)
+                    .bind(dup.clone())
+                    .execute(&mut *self.tx)
+                    .await?;
+                    if let Some(owner) = owner {
+                        release_rep(self, owner).await?;
+                    }
+                    outcome.folded_leads.push(dup.clone());
+                }
+            }
+            for table in [
+                "UPDATE identities SET contact_id = $1 WHERE contact_id = $2",
+                "UPDATE leads SET contact_id = $1 WHERE contact_id = $2",
+            ] {
+                sqlx::query(table).bind(into).bind(other.clone()).execute(&mut *self.tx).await?;
+            }
+            sqlx::query(
+                "UPDATE contacts SET name = COALESCE(name, (SELECT name FROM contacts WHERE id = $2)), updated_at = $3 \
+                 WHERE id = $1",
+            )
+            .bind(into)
+            .bind(other.clone())
+            .bind(now)
+            .execute(&mut *self.tx)
+            .await?;
+            sqlx::query("UPDATE contacts SET merged_into = $1, updated_at = $2 WHERE id = $3")
+                .bind(into)
+                .bind(now)
+                .bind(other.clone())
+                .execute(&mut *self.tx)
+                .await?;
+            sqlx::query("INSERT INTO contact_merges (id, into_id, from_id, reason, at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(new_id())
+                .bind(into)
+                .bind(other.clone())
+                .bind(reason.to_owned())
+                .bind(now)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        Ok(outcome)
+    }
+
+    /// Removes personal data: name, identities, message texts and raw payloads. Leads stay
+    /// (without content) so the numbers managers rely on do not change.
+    pub async fn erase_contact(&mut self, contact_id: &str, now: i64) -> Result<()> {
+        let n = sqlx::query("UPDATE contacts SET name = NULL, erased_at = $1, updated_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(contact_id)
+            .execute(&mut *self.tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound("contact"));
+        }
+        for sql in [
+            "DELETE FROM identities WHERE contact_id = $1",
+            "UPDATE interactions SET text = '[erased]', subject = NULL, attachments = '[]' \
+             WHERE lead_id IN (SELECT id FROM leads WHERE contact_id = $1)",
+            "UPDATE leads SET custom_fields = '{}', referrer = NULL WHERE contact_id = $1",
+            "UPDATE inbound_items SET payload = $2, meta = '{}' WHERE lead_id IN (SELECT id FROM leads WHERE contact_id = $1)",
+            "UPDATE events SET data = '{}' WHERE lead_id IN (SELECT id FROM leads WHERE contact_id = $1)",
+            "UPDATE outbox SET payload = '{}', status = CASE WHEN status = 'pending' THEN 'dead' ELSE status END \
+             WHERE lead_id IN (SELECT id FROM leads WHERE contact_id = $1)",
+        ] {
+            let q = sqlx::query(sql).bind(contact_id);
+            let q = if sql.contains("$2") { q.bind(Vec::<u8>::new()) } else { q };
+            q.execute(&mut *self.tx).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    pub async fn contact(&self, id: &str) -> Result<Option<ContactDetail>> {
+        let row = sqlx::query("SELECT id, name, merged_into, created_at, updated_at FROM contacts WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.reader())
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let identities = self.identities_of(&[id.to_owned()]).await?.into_iter().map(|(_, i)| i).collect();
+        let leads =
+            sqlx::query("SELECT id, status, created_at FROM leads WHERE contact_id = $1 ORDER BY created_at DESC")
+                .bind(id)
+                .fetch_all(self.reader())
+                .await?
+                .iter()
+                .map(|r| Ok((r.col("id")?, r.col("status")?, r.col("created_at")?)))
+                .collect::<Result<_>>()?;
+        Ok(Some(ContactDetail {
+            contact: ContactSummary {
+                id: row.col("id")?,
+                name: row.col("name")?,
+                identities,
+                created_at: row.col("created_at")?,
+                updated_at: row.col("updated_at")?,
+            },
+            merged_into: row.col("merged_into")?,
+            leads,
+        }))
+    }
+
+    /// Live contacts matching `q` (name or any identity, substring, case-insensitive), newest
+    /// first, `limit` per page after `cursor` (a contact id).
+    pub async fn contacts(&self, q: Option<&str>, limit: i64, cursor: Option<&str>) -> Result<Vec<ContactSummary>> {
+        let mut sql =
+            Sql::new("SELECT c.id, c.name, c.created_at, c.updated_at FROM contacts c WHERE c.merged_into IS NULL");
+        if let Some(cursor) = cursor {
+            sql.push(" AND c.id < ").bind(cursor.to_owned());
+        }
+        if let Some(q) = q {
+            push_contact_search(&mut sql, "c.id", "c.name", q);
+        }
+        sql.push(" ORDER BY c.id DESC LIMIT ").bind(limit);
+        let rows = sql.build().fetch_all(self.reader()).await?;
+        let ids: Vec<String> = rows.iter().map(|r| r.col("id")).collect::<Result<_>>()?;
+        let mut identities = self.identities_of(&ids).await?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.col("id")?;
+                let mine = identities.iter().filter(|(c, _)| *c == id).map(|(_, i)| i.clone()).collect();
+                identities.retain(|(c, _)| *c != id);
+                Ok(ContactSummary {
+                    id,
+                    name: r.col("name")?,
+                    identities: mine,
+                    created_at: r.col("created_at")?,
+                    updated_at: r.col("updated_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Identities of several contacts in one query, as `(contact id, identity)`.
+    pub async fn identities_of(&self, contact_ids: &[String]) -> Result<Vec<(String, IdentityRow)>> {
+        if contact_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = Sql::new("SELECT contact_id, kind, value FROM identities WHERE contact_id IN (");
+        for (n, id) in contact_ids.iter().enumerate() {
+            if n > 0 {
+                q.push(", ");
+            }
+            q.bind(id.clone());
+        }
+        q.push(") ORDER BY kind, value");
+        let rows = q.build().fetch_all(self.reader()).await?;
+        rows.iter()
+            .map(|r| Ok((r.col("contact_id")?, IdentityRow { kind: r.col("kind")?, value: r.col("value")? })))
+            .collect()
+    }
+}
+
+/// Adds `AND (name matches OR an identity matches)` for a free-text search. Phone numbers are
+/// searched in the digits people type, so `+7 912` finds `+7912…`.
+pub(super) fn push_contact_search(sql: &mut Sql, id_col: &str, name_col: &str, q: &str) {
+    let needle = format!("%{}%", q.trim().to_lowercase().replace(['%', '_'], ""));
+    let digits: String = q.chars().filter(char::is_ascii_digit).collect();
+    sql.push(" AND (lower(").push(name_col).push(") LIKE ").bind(needle.clone());
+    sql.push(" OR ").push(id_col).push(" IN (SELECT contact_id FROM identities WHERE lower(value) LIKE ").bind(needle);
+    if digits.len() >= 4 && digits.len() == q.chars().filter(|c| c.is_alphanumeric()).count() {
+        sql.push(" OR (kind = 'phone' AND value LIKE ").bind(format!("%{digits}%")).push(")");
+    }
+    sql.push("))");
+}

@@ -1,0 +1,172 @@
+//! Inbound items: every item a channel received, keyed by `(channel, external_id)`. Claiming the
+//! key inside the intake transaction is what makes redelivery a no-op.
+
+use super::rows::{Col, Sql};
+use super::{Result, Store, Tx, new_id};
+
+/// What replay needs besides the raw payload.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct InboundMeta {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub form_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub referer: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// First delivery: the key is ours until commit.
+    New(String),
+    /// Seen before: nothing to do.
+    Duplicate { item_id: String, lead_id: Option<String>, received_at: i64 },
+}
+
+#[derive(Debug, Clone)]
+pub struct InboundItem {
+    pub id: String,
+    pub channel: String,
+    pub external_id: String,
+    pub meta: InboundMeta,
+    pub payload: Vec<u8>,
+    pub status: String,
+    pub reason: Option<String>,
+    pub lead_id: Option<String>,
+    pub received_at: i64,
+}
+
+impl Tx {
+    /// Claims the idempotency key. On PostgreSQL a concurrent claim of the same key waits here
+    /// until the first transaction ends, then sees it as a duplicate.
+    pub async fn claim_inbound(
+        &mut self,
+        channel: &str,
+        external_id: &str,
+        meta: &InboundMeta,
+        payload: &[u8],
+        now: i64,
+    ) -> Result<Claim> {
+        let meta = serde_json::to_string(meta).unwrap_or_else(|_| "{}".into());
+        // A key that failed before is claimed again: that is how a failed item is replayed.
+        let claimed: Option<String> = sqlx::query_scalar(
+            "INSERT INTO inbound_items (id, channel, external_id, meta, payload, status, received_at) \
+             VALUES ($1, $2, $3, $4, $5, 'processing', $6) \
+             ON CONFLICT (channel, external_id) DO UPDATE SET status = 'processing', reason = NULL \
+             WHERE inbound_items.status = 'failed' RETURNING id",
+        )
+        .bind(new_id())
+        .bind(channel)
+        .bind(external_id)
+        .bind(meta)
+        .bind(payload.to_vec())
+        .bind(now)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        if let Some(id) = claimed {
+            return Ok(Claim::New(id));
+        }
+        let row =
+            sqlx::query("SELECT id, lead_id, received_at FROM inbound_items WHERE channel = $1 AND external_id = $2")
+                .bind(channel)
+                .bind(external_id)
+                .fetch_one(&mut *self.tx)
+                .await?;
+        Ok(Claim::Duplicate {
+            item_id: row.col("id")?,
+            lead_id: row.col("lead_id")?,
+            received_at: row.col("received_at")?,
+        })
+    }
+
+    pub async fn finish_inbound(
+        &mut self,
+        item_id: &str,
+        status: &str,
+        lead_id: Option<&str>,
+        reason: Option<&str>,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query("UPDATE inbound_items SET status = $1, lead_id = $2, reason = $3, processed_at = $4 WHERE id = $5")
+            .bind(status)
+            .bind(lead_id.map(str::to_owned))
+            .bind(reason.map(str::to_owned))
+            .bind(now)
+            .bind(item_id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Records an item that could not be processed, in its own transaction (the intake
+    /// transaction that failed has rolled back). Replaces an earlier failure of the same key.
+    pub async fn record_failed_inbound(
+        &self,
+        channel: &str,
+        external_id: &str,
+        meta: &InboundMeta,
+        payload: &[u8],
+        error: &str,
+        now: i64,
+    ) -> Result<String> {
+        let mut tx = self.begin().await?;
+        let meta = serde_json::to_string(meta).unwrap_or_else(|_| "{}".into());
+        let id = new_id();
+        sqlx::query(
+            "INSERT INTO inbound_items (id, channel, external_id, meta, payload, status, reason, received_at, processed_at) \
+             VALUES ($1, $2, $3, $4, $5, 'failed', $6, $7, $7) \
+             ON CONFLICT (channel, external_id) DO UPDATE SET status = 'failed', reason = $6, processed_at = $7",
+        )
+        .bind(&id)
+        .bind(channel)
+        .bind(external_id)
+        .bind(meta)
+        .bind(payload.to_vec())
+        .bind(error.to_owned())
+        .bind(now)
+        .execute(&mut *tx.tx)
+        .await?;
+        let id: String = sqlx::query_scalar("SELECT id FROM inbound_items WHERE channel = $1 AND external_id = $2")
+            .bind(channel)
+            .bind(external_id)
+            .fetch_one(&mut *tx.tx)
+            .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub async fn inbound_item(&self, id: &str) -> Result<Option<InboundItem>> {
+        let mut q = Sql::new(
+            "SELECT id, channel, external_id, meta, payload, status, reason, lead_id, received_at FROM inbound_items WHERE id = ",
+        );
+        q.bind(id.to_owned());
+        let row = q.build().fetch_optional(self.reader()).await?;
+        row.map(|r| inbound_from_row(&r)).transpose()
+    }
+
+    pub async fn failed_inbound_ids(&self, limit: i64) -> Result<Vec<String>> {
+        let ids =
+            sqlx::query_scalar("SELECT id FROM inbound_items WHERE status = 'failed' ORDER BY received_at LIMIT $1")
+                .bind(limit)
+                .fetch_all(self.reader())
+                .await?;
+        Ok(ids)
+    }
+}
+
+fn inbound_from_row(r: &sqlx::any::AnyRow) -> Result<InboundItem> {
+    let meta: String = r.col("meta")?;
+    Ok(InboundItem {
+        id: r.col("id")?,
+        channel: r.col("channel")?,
+        external_id: r.col("external_id")?,
+        meta: serde_json::from_str(&meta).unwrap_or_default(),
+        payload: r.col("payload")?,
+        status: r.col("status")?,
+        reason: r.col("reason")?,
+        lead_id: r.col("lead_id")?,
+        received_at: r.col("received_at")?,
+    })
+}

@@ -1,0 +1,208 @@
+//! Reading leads for the API, and the lifecycle updates the API makes.
+
+use super::contacts::push_contact_search;
+use super::intake::release_rep;
+use super::rows::{AssignmentRow, Col, IdentityRow, InteractionRow, LEAD_SELECT, LeadRow, Sql};
+use super::{Result, Store, StoreError, Tx};
+
+#[derive(Debug, Clone, Default)]
+pub struct LeadFilter {
+    pub status: Option<String>,
+    pub owner: Option<String>,
+    pub channel: Option<String>,
+    pub q: Option<String>,
+    /// `Some(true)`: open leads whose next action is due; `Some(false)`: the others.
+    pub overdue: Option<bool>,
+    pub unassigned: Option<bool>,
+    pub limit: i64,
+    /// Id of the last lead of the previous page.
+    pub cursor: Option<String>,
+}
+
+pub struct LeadPage {
+    pub items: Vec<LeadRow>,
+    pub next_cursor: Option<String>,
+}
+
+/// Changes to apply to a lead. `None` leaves a field alone; `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct LeadPatch {
+    pub status: Option<String>,
+    pub lost_reason: Option<Option<String>>,
+    pub next_action_at: Option<Option<i64>>,
+    pub next_action_note: Option<Option<String>>,
+}
+
+impl Store {
+    pub async fn lead(&self, id: &str) -> Result<Option<LeadRow>> {
+        let mut q = Sql::new(LEAD_SELECT);
+        q.push(" WHERE l.id = ").bind(id.to_owned());
+        let row = q.build().fetch_optional(self.reader()).await?;
+        row.map(|r| LeadRow::from_row(&r)).transpose()
+    }
+
+    /// The lead's contact identities, timeline and assignment history.
+    pub async fn lead_timeline(
+        &self,
+        lead: &LeadRow,
+    ) -> Result<(Vec<IdentityRow>, Vec<InteractionRow>, Vec<AssignmentRow>)> {
+        let identities =
+            self.identities_of(std::slice::from_ref(&lead.contact_id)).await?.into_iter().map(|(_, i)| i).collect();
+        let interactions = sqlx::query(
+            "SELECT id, channel, direction, kind, author_id, external_id, subject, text, attachments, at \
+             FROM interactions WHERE lead_id = $1 ORDER BY at, id",
+        )
+        .bind(lead.id.clone())
+        .fetch_all(self.reader())
+        .await?
+        .iter()
+        .map(InteractionRow::from_row)
+        .collect::<Result<_>>()?;
+        let assignments =
+            sqlx::query("SELECT rep_id, team_id, reason, at FROM assignments WHERE lead_id = $1 ORDER BY at, id")
+                .bind(lead.id.clone())
+                .fetch_all(self.reader())
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok(AssignmentRow {
+                        rep_id: r.col("rep_id")?,
+                        team_id: r.col("team_id")?,
+                        reason: r.col("reason")?,
+                        at: r.col("at")?,
+                    })
+                })
+                .collect::<Result<_>>()?;
+        Ok((identities, interactions, assignments))
+    }
+
+    /// Newest first; `next_cursor` is set when another page exists.
+    pub async fn leads(&self, f: &LeadFilter, now: i64) -> Result<LeadPage> {
+        let mut q = Sql::new(LEAD_SELECT);
+        q.push(" WHERE 1 = 1");
+        if let Some(s) = &f.status {
+            q.push(" AND l.status = ").bind(s.clone());
+        }
+        if let Some(o) = &f.owner {
+            q.push(" AND l.owner_id = ").bind(o.clone());
+        }
+        if let Some(c) = &f.channel {
+            q.push(" AND l.channel = ").bind(c.clone());
+        }
+        match f.overdue {
+            Some(true) => {
+                q.push(" AND l.closed_at IS NULL AND l.next_action_at < ").bind(now);
+            }
+            Some(false) => {
+                q.push(" AND NOT (l.closed_at IS NULL AND l.next_action_at IS NOT NULL AND l.next_action_at < ")
+                    .bind(now)
+                    .push(")");
+            }
+            None => {}
+        }
+        match f.unassigned {
+            Some(true) => q.push(" AND l.owner_id IS NULL AND l.closed_at IS NULL"),
+            Some(false) => q.push(" AND l.owner_id IS NOT NULL"),
+            None => &mut q,
+        };
+        if let Some(text) = &f.q {
+            push_contact_search(&mut q, "l.contact_id", "c.name", text);
+        }
+        if let Some(cursor) = &f.cursor {
+            q.push(" AND l.id < ").bind(cursor.clone());
+        }
+        q.push(" ORDER BY l.id DESC LIMIT ").bind(f.limit + 1);
+        let rows = q.build().fetch_all(self.reader()).await?;
+        let mut items: Vec<LeadRow> = rows.iter().map(LeadRow::from_row).collect::<Result<_>>()?;
+        let next_cursor = if items.len() as i64 > f.limit {
+            items.truncate(f.limit as usize);
+            items.last().map(|l| l.id.clone())
+        } else {
+            None
+        };
+        Ok(LeadPage { items, next_cursor })
+    }
+}
+
+impl Tx {
+    /// The lead, locked for this transaction on PostgreSQL.
+    pub async fn lead_for_update(&mut self, id: &str) -> Result<LeadRow> {
+        let mut q = Sql::new(LEAD_SELECT);
+        q.push(" WHERE l.id = ").bind(id.to_owned());
+        if self.backend == super::Backend::Postgres {
+            q.push(" FOR UPDATE OF l");
+        }
+        let row = q.build().fetch_optional(&mut *self.tx).await?.ok_or(StoreError::NotFound("lead"))?;
+        LeadRow::from_row(&row)
+    }
+
+    /// Applies a validated status change. Closing frees the owner's capacity; reopening takes
+    /// it again (the rep may go above capacity: reopening is a deliberate human decision).
+    pub async fn set_status(
+        &mut self,
+        lead: &LeadRow,
+        to: &str,
+        lost_reason: Option<&str>,
+        open: bool,
+        now: i64,
+    ) -> Result<()> {
+        let was_open = lead.closed_at.is_none();
+        let closed_at = if open { None } else { lead.closed_at.or(Some(now)) };
+        sqlx::query("UPDATE leads SET status = $1, lost_reason = $2, closed_at = $3, updated_at = $4 WHERE id = $5")
+            .bind(to.to_owned())
+            .bind(lost_reason.map(str::to_owned))
+            .bind(closed_at)
+            .bind(now)
+            .bind(lead.id.clone())
+            .execute(&mut *self.tx)
+            .await?;
+        if let Some(owner) = &lead.owner {
+            if was_open && !open {
+                release_rep(self, &owner.id).await?;
+            } else if !was_open && open {
+                sqlx::query("UPDATE reps SET open_leads = open_leads + 1 WHERE id = $1")
+                    .bind(owner.id.clone())
+                    .execute(&mut *self.tx)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn set_next_action(
+        &mut self,
+        lead_id: &str,
+        at: Option<i64>,
+        note: Option<&str>,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query("UPDATE leads SET next_action_at = $1, next_action_note = $2, updated_at = $3 WHERE id = $4")
+            .bind(at)
+            .bind(note.map(str::to_owned))
+            .bind(now)
+            .bind(lead_id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Records the owner's first outbound touch (first response time starts from creation).
+    pub async fn mark_first_response(&mut self, lead_id: &str, at: i64) -> Result<()> {
+        sqlx::query("UPDATE leads SET first_response_at = COALESCE(first_response_at, $1) WHERE id = $2")
+            .bind(at)
+            .bind(lead_id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// A lead whose open duplicate would break "one open lead per contact" cannot be reopened.
+    pub async fn other_open_lead(&mut self, contact_id: &str, except: &str) -> Result<Option<String>> {
+        let id = sqlx::query_scalar("SELECT id FROM leads WHERE contact_id = $1 AND closed_at IS NULL AND id <> $2")
+            .bind(contact_id)
+            .bind(except)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        Ok(id)
+    }
+}

@@ -1,0 +1,243 @@
+//! Storage: the only module that writes SQL. One `Store` serves SQLite and PostgreSQL through
+//! sqlx's `Any` driver with runtime queries: every column is text, an integer or a blob
+//! (timestamps are epoch milliseconds), so one SQL text runs on both. Where the dialects
+//! differ (row locks), `Backend` says so.
+
+mod contacts;
+mod inbound;
+mod intake;
+mod leads;
+mod outbox;
+mod reps;
+mod rows;
+mod stats;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{Any, AnyPool, ConnectOptions, Executor, SqlSafeStr, Transaction};
+
+pub use contacts::{ContactDetail, ContactSummary, MergeOutcome};
+pub use inbound::{Claim, InboundItem, InboundMeta};
+pub use intake::{LeadDraft, NewEvent, RouteTarget};
+pub use leads::{LeadFilter, LeadPage, LeadPatch};
+pub use outbox::{OutboxMessage, OutboxRow};
+pub use reps::token_hash;
+pub use reps::{RepPatch, RepRecord, RepSeed};
+pub use rows::{AssignmentRow, ContactRef, IdentityRow, InteractionRow, LeadRow, OwnerRef};
+pub use stats::{RepStats, Summary};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    /// A concurrent writer got there first (unique key, deadlock, lock timeout): run the whole
+    /// unit of work again.
+    #[error("concurrent update, retry")]
+    Retry,
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Database(sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e {
+            // PostgreSQL: unique_violation, serialization_failure, deadlock_detected,
+            // lock_not_available. SQLite: BUSY, LOCKED, CONSTRAINT_UNIQUE, CONSTRAINT_PRIMARYKEY.
+            if matches!(db.code().as_deref(), Some("23505" | "40001" | "40P01" | "55P03" | "5" | "6" | "2067" | "1555"))
+            {
+                return StoreError::Retry;
+            }
+        }
+        if let sqlx::Error::PoolTimedOut = e {
+            return StoreError::Retry;
+        }
+        StoreError::Database(e)
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// `FOR UPDATE` where rows can be locked; SQLite's single writer already serialises.
+    fn for_update(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE",
+        }
+    }
+}
+
+/// A connected store. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    /// Writes. On SQLite a single connection: writers queue in the pool (FIFO, no busy
+    /// sleeping) instead of fighting over the file lock.
+    write: AnyPool,
+    /// Reads. WAL lets them run beside the writer.
+    read: AnyPool,
+    backend: Backend,
+}
+
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../../migrations/sqlite/0001_init.sql"))];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "init", include_str!("../../migrations/postgres/0001_init.sql"))];
+
+impl Store {
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
+        match backend {
+            Backend::Sqlite => {
+                let url = sqlite_url(url)?;
+                let options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
+                let pool = |n: u32| {
+                    AnyPoolOptions::new()
+                        .max_connections(n)
+                        .min_connections(1)
+                        .acquire_timeout(Duration::from_secs(30))
+                        .after_connect(|conn, _| {
+                            Box::pin(async move {
+                                // synchronous=NORMAL in WAL: a committed transaction survives a
+                                // process crash (kill -9); only power loss can drop the last ones.
+                                conn.execute(
+                                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                                )
+                                .await?;
+                                Ok(())
+                            })
+                        })
+                        .connect_with(options.clone())
+                };
+                let write = pool(1).await?;
+                let read = pool(max_connections.max(2)).await?;
+                Ok(Store { write, read, backend })
+            }
+            Backend::Postgres => {
+                let options = AnyConnectOptions::from_str(url)?.disable_statement_logging();
+                let pool = AnyPoolOptions::new()
+                    .max_connections(max_connections)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(options)
+                    .await?;
+                Ok(Store { write: pool.clone(), read: pool, backend })
+            }
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn migrate(&self) -> Result<()> {
+        let list = match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS,
+            Backend::Postgres => POSTGRES_MIGRATIONS,
+        };
+        let migrations = list
+            .iter()
+            .map(|(v, d, sql)| Migration::new(*v, (*d).into(), MigrationType::Simple, sql.into_sql_str(), false))
+            .collect();
+        Migrator::with_migrations(migrations).run(&self.write).await?;
+        Ok(())
+    }
+
+    /// Readiness: can we run a query right now?
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    /// Starts a write transaction. SQLite takes the write lock up front (`BEGIN IMMEDIATE`): a
+    /// deferred transaction that later writes fails at once with SQLITE_BUSY.
+    pub async fn begin(&self) -> Result<Tx> {
+        let tx = match self.backend {
+            Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.write.begin().await?,
+        };
+        Ok(Tx { tx, backend: self.backend })
+    }
+
+    pub(crate) fn reader(&self) -> &AnyPool {
+        &self.read
+    }
+
+    /// The read pool, for tools and tests that inspect the database directly.
+    pub fn reader_pool(&self) -> AnyPool {
+        self.read.clone()
+    }
+
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
+
+/// Makes sure the SQLite file's directory exists and the file is created on first use.
+fn sqlite_url(url: &str) -> Result<String> {
+    let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    if path != ":memory:"
+        && !path.is_empty()
+        && let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Conflict(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let mode = if query.contains("mode=") { String::new() } else { "mode=rwc".into() };
+    let sep = if query.is_empty() || mode.is_empty() { "" } else { "&" };
+    Ok(format!("sqlite://{path}?{query}{sep}{mode}"))
+}
+
+/// One unit of work. Dropped without `commit`, it rolls back.
+pub struct Tx {
+    tx: Transaction<'static, Any>,
+    backend: Backend,
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+pub fn ms(t: Timestamp) -> i64 {
+    t.as_millisecond()
+}
+
+pub fn from_ms(ms: i64) -> Timestamp {
+    Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// Time-ordered opaque id (UUIDv7): index-friendly and sortable for cursors.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_get_create_mode() {
+        assert_eq!(sqlite_url("sqlite::memory:").expect("url"), "sqlite://:memory:?mode=rwc");
+        assert_eq!(sqlite_url("sqlite://x.db?mode=ro").expect("url"), "sqlite://x.db?mode=ro");
+    }
+}

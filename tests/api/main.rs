@@ -1,0 +1,12 @@
+//! Behaviour through the real router over real HTTP, on SQLite and PostgreSQL alike.
+
+mod support;
+
+mod binary;
+mod concurrency;
+mod contacts;
+mod forms;
+mod leads;
+mod providers;
+mod routing;
+mod webhooks;
