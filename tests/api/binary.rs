@@ -44,10 +44,10 @@ impl Service {
     async fn wait_ready(&self) {
         let client = reqwest::Client::new();
         for _ in 0..200 {
-            if let Ok(r) = client.get(format!("{}/readyz", self.base)).send().await {
-                if r.status() == StatusCode::OK {
-                    return;
-                }
+            if let Ok(r) = client.get(format!("{}/readyz", self.base)).send().await
+                && r.status() == StatusCode::OK
+            {
+                return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -102,7 +102,9 @@ fn check_config_prints_every_problem_and_fails() {
     let out = Command::new(BIN).args(["--config", bad.to_str().expect("path"), "check-config"]).output().expect("run");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success());
-    for needle in ["team `ghost`", "unknown timezone `Nowhere/City`", "team `sales` has no members", "form `tf`", "4 problem(s)"] {
+    for needle in
+        ["team `ghost`", "unknown timezone `Nowhere/City`", "team `sales` has no members", "form `tf`", "4 problem(s)"]
+    {
         assert!(stdout.contains(needle), "{needle:?} missing from:\n{stdout}");
     }
     let good = dir.join("good.toml");
@@ -161,14 +163,17 @@ async fn burst(base: String, clients: usize, stop: tokio_util::sync::Cancellatio
             while !stop.is_cancelled() {
                 let email = format!("crash{c}-{i}@example.com");
                 i += 1;
-                let sent = client.post(format!("{base}/api/v1/forms/contact")).json(&json!({"email": email, "message": "burst"})).send().await;
+                let sent = client
+                    .post(format!("{base}/api/v1/forms/contact"))
+                    .json(&json!({"email": email, "message": "burst"}))
+                    .send()
+                    .await;
                 let Ok(r) = sent else { continue };
-                if r.status().is_success() {
-                    if let Ok(body) = r.json::<Value>().await {
-                        if let Some(id) = body["id"].as_str() {
-                            acked.lock().expect("lock").push((email, id.to_owned()));
-                        }
-                    }
+                if r.status().is_success()
+                    && let Ok(body) = r.json::<Value>().await
+                    && let Some(id) = body["id"].as_str()
+                {
+                    acked.lock().expect("lock").push((email, id.to_owned()));
                 }
             }
         }));
@@ -176,8 +181,8 @@ async fn burst(base: String, clients: usize, stop: tokio_util::sync::Cancellatio
     for t in tasks {
         let _ = t.await;
     }
-    let acked = acked.lock().expect("lock").clone();
-    acked
+
+    acked.lock().expect("lock").clone()
 }
 
 async fn kill_dash_nine_loses_no_acknowledged_submission(db: Db) {
@@ -194,7 +199,12 @@ async fn kill_dash_nine_loses_no_acknowledged_submission(db: Db) {
     let service = Service::start(&db, BASE_CONFIG).await;
     let client = reqwest::Client::new();
     for (email, id) in &acked {
-        let r = client.get(format!("{}/api/v1/leads/{id}", service.base)).bearer_auth("admin-token").send().await.expect("get");
+        let r = client
+            .get(format!("{}/api/v1/leads/{id}", service.base))
+            .bearer_auth("admin-token")
+            .send()
+            .await
+            .expect("get");
         assert_eq!(r.status(), StatusCode::OK, "acknowledged lead {id} ({email}) lost");
         let lead: Value = r.json().await.expect("json");
         assert_eq!(lead["contact"]["identities"][0]["value"], email.as_str());
@@ -240,7 +250,10 @@ async fn two_instances_on_one_postgres_agree() {
     // Fairness across processes: 30 more distinct people, alternating instances.
     let posts = (0..30).map(|i| {
         let base = if i % 2 == 0 { &one.base } else { &two.base };
-        let request = client.post(format!("{base}/api/v1/forms/contact")).json(&json!({"email": format!("rr{i}@example.com")})).send();
+        let request = client
+            .post(format!("{base}/api/v1/forms/contact"))
+            .json(&json!({"email": format!("rr{i}@example.com")}))
+            .send();
         async move { request.await.expect("post").status() }
     });
     futures_util::future::join_all(posts).await;
@@ -268,8 +281,12 @@ async fn replay_processes_failed_items_again() {
             content_type: Some("application/json".into()),
             referer: None,
         };
-        let body = br#"{"name": "Replayed", "email": "replay@example.com", "message": "stored while the database was sick"}"#;
-        store.record_failed_inbound("webform", "contact:key:replay-1", &meta, body, "simulated outage", 0).await.expect("record");
+        let body =
+            br#"{"name": "Replayed", "email": "replay@example.com", "message": "stored while the database was sick"}"#;
+        store
+            .record_failed_inbound("webform", "contact:key:replay-1", &meta, body, "simulated outage", 0)
+            .await
+            .expect("record");
         store.close().await;
     }
     let out = Command::new(BIN)

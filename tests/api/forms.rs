@@ -45,7 +45,8 @@ both!(a_form_post_becomes_an_owned_lead_with_its_conversation);
 
 async fn the_same_person_in_other_formats_and_spellings_is_one_contact(db: Db) {
     let app = TestApp::spawn(db, "").await;
-    let first = app.submit("contact", json!({"name": "Ivan", "email": "IVAN.PETROV@example.com", "message": "hi"})).await;
+    let first =
+        app.submit("contact", json!({"name": "Ivan", "email": "IVAN.PETROV@example.com", "message": "hi"})).await;
     // Same email in another case, sent urlencoded.
     let r = app
         .client
@@ -65,7 +66,8 @@ async fn the_same_person_in_other_formats_and_spellings_is_one_contact(db: Db) {
     assert_eq!(a, b);
 
     let lead = app.lead(&first).await;
-    let texts: Vec<&str> = lead["interactions"].as_array().expect("timeline").iter().filter_map(|i| i["text"].as_str()).collect();
+    let texts: Vec<&str> =
+        lead["interactions"].as_array().expect("timeline").iter().filter_map(|i| i["text"].as_str()).collect();
     assert_eq!(texts, ["hi", "second message"]);
     assert_eq!(app.count("SELECT COUNT(*) FROM contacts").await, 2);
     assert_eq!(app.count("SELECT COUNT(*) FROM leads").await, 2);
@@ -79,12 +81,15 @@ async fn an_inquiry_linking_two_contacts_merges_them_into_the_oldest(db: Db) {
     assert_ne!(by_email, by_phone);
     let older = app.lead(&by_email).await["contact"]["id"].as_str().expect("contact").to_owned();
 
-    let both = app.submit("contact", json!({"email": "ivan@example.com", "phone": "(415) 555-0132", "message": "three"})).await;
+    let both = app
+        .submit("contact", json!({"email": "ivan@example.com", "phone": "(415) 555-0132", "message": "three"}))
+        .await;
     assert_eq!(both, by_email, "the merged person's message joins the surviving open lead");
     let lead = app.lead(&by_email).await;
     assert_eq!(lead["contact"]["id"], older.as_str());
     assert_eq!(lead["contact"]["identities"].as_array().map(Vec::len), Some(2));
-    let texts: Vec<&str> = lead["interactions"].as_array().expect("timeline").iter().filter_map(|i| i["text"].as_str()).collect();
+    let texts: Vec<&str> =
+        lead["interactions"].as_array().expect("timeline").iter().filter_map(|i| i["text"].as_str()).collect();
     assert_eq!(texts, ["one", "two", "three"], "the folded lead's messages moved over");
 
     let folded = app.lead(&by_phone).await;
@@ -137,16 +142,66 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing(db: Db) {
     let form = |path: &str| app.client.post(app.url(path));
     let cases: Vec<(reqwest::RequestBuilder, StatusCode, &str, &str)> = vec![
         (form("/api/v1/forms/nope").json(&json!({"email": "a@b.co"})), StatusCode::NOT_FOUND, "not_found", "form"),
-        (form("/api/v1/forms/contact").json(&json!({"name": "No Contact", "message": "hi"})), StatusCode::UNPROCESSABLE_ENTITY, "no_contact", "no email and no phone"),
-        (form("/api/v1/forms/contact").json(&json!({"email": "not-an-email", "phone": "12"})), StatusCode::UNPROCESSABLE_ENTITY, "no_contact", "`12` is not a valid phone number"),
-        (form("/api/v1/forms/contact").header("content-type", "application/json").body("{\"email\": "), StatusCode::BAD_REQUEST, "malformed_body", "JSON"),
-        (form("/api/v1/forms/contact").header("content-type", "application/json").body("[1,2]"), StatusCode::BAD_REQUEST, "malformed_body", "object"),
-        (form("/api/v1/forms/contact").header("content-type", "text/plain").body("email=a@b.co"), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "text/plain"),
-        (form("/api/v1/forms/contact").header("content-type", "multipart/form-data; boundary=xyz").body("garbage"), StatusCode::BAD_REQUEST, "malformed_body", "multipart"),
-        (form("/api/v1/forms/contact").json(&json!({"email": "a@b.co", "message": "x".repeat(2 * 1024 * 1024)})), StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "larger than"),
-        (form("/api/v1/forms/signed").json(&json!({"email": "a@b.co"})), StatusCode::UNAUTHORIZED, "unauthorized", "secret"),
-        (form("/api/v1/forms/signed").header("x-leadrouter-secret", "wrong").json(&json!({"email": "a@b.co"})), StatusCode::UNAUTHORIZED, "unauthorized", "does not match"),
-        (form("/api/v1/forms/contact").header("idempotency-key", "").json(&json!({"email": "a@b.co"})), StatusCode::BAD_REQUEST, "bad_header", "Idempotency-Key"),
+        (
+            form("/api/v1/forms/contact").json(&json!({"name": "No Contact", "message": "hi"})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no_contact",
+            "no email and no phone",
+        ),
+        (
+            form("/api/v1/forms/contact").json(&json!({"email": "not-an-email", "phone": "12"})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no_contact",
+            "`12` is not a valid phone number",
+        ),
+        (
+            form("/api/v1/forms/contact").header("content-type", "application/json").body("{\"email\": "),
+            StatusCode::BAD_REQUEST,
+            "malformed_body",
+            "JSON",
+        ),
+        (
+            form("/api/v1/forms/contact").header("content-type", "application/json").body("[1,2]"),
+            StatusCode::BAD_REQUEST,
+            "malformed_body",
+            "object",
+        ),
+        (
+            form("/api/v1/forms/contact").header("content-type", "text/plain").body("email=a@b.co"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "text/plain",
+        ),
+        (
+            form("/api/v1/forms/contact").header("content-type", "multipart/form-data; boundary=xyz").body("garbage"),
+            StatusCode::BAD_REQUEST,
+            "malformed_body",
+            "multipart",
+        ),
+        (
+            form("/api/v1/forms/contact").json(&json!({"email": "a@b.co", "message": "x".repeat(2 * 1024 * 1024)})),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "larger than",
+        ),
+        (
+            form("/api/v1/forms/signed").json(&json!({"email": "a@b.co"})),
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "secret",
+        ),
+        (
+            form("/api/v1/forms/signed").header("x-leadrouter-secret", "wrong").json(&json!({"email": "a@b.co"})),
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "does not match",
+        ),
+        (
+            form("/api/v1/forms/contact").header("idempotency-key", "").json(&json!({"email": "a@b.co"})),
+            StatusCode::BAD_REQUEST,
+            "bad_header",
+            "Idempotency-Key",
+        ),
     ];
     for (request, status, code, needle) in cases {
         let r = request.send().await.expect("request");
@@ -156,18 +211,29 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing(db: Db) {
         let message = body["error"]["message"].as_str().unwrap_or_default();
         assert!(message.contains(needle), "{message:?} should mention {needle:?}");
     }
-    for count in ["SELECT COUNT(*) FROM leads", "SELECT COUNT(*) FROM contacts", "SELECT COUNT(*) FROM inbound_items", "SELECT COUNT(*) FROM events"] {
+    for count in [
+        "SELECT COUNT(*) FROM leads",
+        "SELECT COUNT(*) FROM contacts",
+        "SELECT COUNT(*) FROM inbound_items",
+        "SELECT COUNT(*) FROM events",
+    ] {
         assert_eq!(app.count(count).await, 0, "{count}");
     }
     // The right secret gets in.
-    let r = form("/api/v1/forms/signed").header("x-leadrouter-secret", "s3cret").json(&json!({"email": "a@b.co"})).send().await.expect("post");
+    let r = form("/api/v1/forms/signed")
+        .header("x-leadrouter-secret", "s3cret")
+        .json(&json!({"email": "a@b.co"}))
+        .send()
+        .await
+        .expect("post");
     assert_eq!(r.status(), StatusCode::ACCEPTED);
 }
 both!(bad_input_gets_a_clear_error_and_changes_nothing);
 
 async fn bots_get_a_success_and_no_lead(db: Db) {
     let app = TestApp::spawn(db, "[[forms]]\nid = \"trap\"\nhoneypot = \"website\"\n").await;
-    let r = app.post_form("trap", &json!({"email": "bot@spam.example.com", "website": "http://spam.example.com"})).await;
+    let r =
+        app.post_form("trap", &json!({"email": "bot@spam.example.com", "website": "http://spam.example.com"})).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let body: Value = r.json().await.expect("json");
     assert_eq!(body["status"], "accepted");
@@ -212,7 +278,10 @@ async fn browser_posts_are_redirected_and_cors_follows_allowed_origins() {
             .send()
     };
     let ok = preflight("https://example.com").await.expect("preflight");
-    assert_eq!(ok.headers().get("access-control-allow-origin").map(|v| v.as_bytes()), Some(&b"https://example.com"[..]));
+    assert_eq!(
+        ok.headers().get("access-control-allow-origin").map(|v| v.as_bytes()),
+        Some(&b"https://example.com"[..])
+    );
     let other = preflight("https://evil.example.net").await.expect("preflight");
     assert!(other.headers().get("access-control-allow-origin").is_none());
 }
@@ -221,7 +290,9 @@ async fn browser_posts_are_redirected_and_cors_follows_allowed_origins() {
 async fn each_client_ip_is_rate_limited_with_a_json_429() {
     let app = TestApp::spawn_with(
         Db::Sqlite,
-        &crate::support::BASE_CONFIG.replace("form_rate_per_second = 100000", "form_rate_per_second = 1").replace("form_rate_burst = 100000", "form_rate_burst = 3"),
+        &crate::support::BASE_CONFIG
+            .replace("form_rate_per_second = 100000", "form_rate_per_second = 1")
+            .replace("form_rate_burst = 100000", "form_rate_burst = 3"),
     )
     .await;
     let mut statuses = Vec::new();

@@ -24,14 +24,23 @@ async fn a_rep_token_sees_and_changes_only_that_reps_leads(db: Db) {
     let ben_lead = bens[0]["id"].as_str().expect("id");
     let (status, body) = app.get_as("anna-token", &format!("/api/v1/leads/{ben_lead}")).await;
     assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "not_found"));
-    let (status, _) = app.send_as("anna-token", Method::PATCH, &format!("/api/v1/leads/{ben_lead}"), &json!({"status": "won"})).await;
+    let (status, _) =
+        app.send_as("anna-token", Method::PATCH, &format!("/api/v1/leads/{ben_lead}"), &json!({"status": "won"})).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(app.lead(ben_lead).await["status"], "new", "unchanged");
 
     let anna_lead = mine[0]["id"].as_str().expect("id");
-    let (status, lead) = app.send_as("anna-token", Method::PATCH, &format!("/api/v1/leads/{anna_lead}"), &json!({"status": "qualification"})).await;
+    let (status, lead) = app
+        .send_as(
+            "anna-token",
+            Method::PATCH,
+            &format!("/api/v1/leads/{anna_lead}"),
+            &json!({"status": "qualification"}),
+        )
+        .await;
     assert_eq!((status, lead["status"].as_str()), (StatusCode::OK, Some("qualification")));
-    let (status, body) = app.send_as("anna-token", Method::PATCH, &format!("/api/v1/leads/{anna_lead}"), &json!({"owner": "ben"})).await;
+    let (status, body) =
+        app.send_as("anna-token", Method::PATCH, &format!("/api/v1/leads/{anna_lead}"), &json!({"owner": "ben"})).await;
     assert_eq!((status, error_code(&body)), (StatusCode::FORBIDDEN, "forbidden"));
     let (status, body) = app.get_as("anna-token", "/api/v1/reps").await;
     assert_eq!((status, error_code(&body)), (StatusCode::FORBIDDEN, "forbidden"));
@@ -85,10 +94,11 @@ async fn status_rules_closing_and_reopening(db: Db) {
     assert_eq!(status, StatusCode::OK, "{lead}");
     assert!(lead["closed_at"].is_null() && lead["lost_reason"].is_null());
 
-    let statuses: Vec<String> = sqlx::query_scalar("SELECT data FROM events WHERE type = 'lead.status_changed' ORDER BY at")
-        .fetch_all(&app.store().reader_pool())
-        .await
-        .expect("events");
+    let statuses: Vec<String> =
+        sqlx::query_scalar("SELECT data FROM events WHERE type = 'lead.status_changed' ORDER BY at")
+            .fetch_all(&app.store().reader_pool())
+            .await
+            .expect("events");
     assert!(statuses.len() >= 4, "every status change is an event: {statuses:?}");
 }
 both!(status_rules_closing_and_reopening);
@@ -98,10 +108,19 @@ async fn notes_and_logged_touches_build_the_timeline(db: Db) {
     let id = app.submit("contact", json!({"email": "timeline@example.com", "message": "first"})).await;
     let owner = app.lead(&id).await["owner"]["id"].as_str().expect("owner").to_owned();
     let token = format!("{owner}-token");
-    let (status, lead) = app.send_as(&token, Method::POST, &format!("/api/v1/leads/{id}/notes"), &json!({"text": "budget confirmed"})).await;
+    let (status, lead) = app
+        .send_as(&token, Method::POST, &format!("/api/v1/leads/{id}/notes"), &json!({"text": "budget confirmed"}))
+        .await;
     assert_eq!(status, StatusCode::CREATED);
     assert!(lead["first_response_at"].is_null(), "an internal note is not a response");
-    let (_, lead) = app.send_as(&token, Method::POST, &format!("/api/v1/leads/{id}/notes"), &json!({"text": "called, left voicemail", "kind": "call"})).await;
+    let (_, lead) = app
+        .send_as(
+            &token,
+            Method::POST,
+            &format!("/api/v1/leads/{id}/notes"),
+            &json!({"text": "called, left voicemail", "kind": "call"}),
+        )
+        .await;
     assert!(lead["first_response_at"].is_string());
     let timeline: Vec<(String, String)> = lead["interactions"]
         .as_array()
@@ -111,9 +130,14 @@ async fn notes_and_logged_touches_build_the_timeline(db: Db) {
         .collect();
     assert_eq!(
         timeline,
-        [("inbound".into(), "first".into()), ("internal".into(), "budget confirmed".into()), ("outbound".into(), "called, left voicemail".into())]
+        [
+            ("inbound".into(), "first".into()),
+            ("internal".into(), "budget confirmed".into()),
+            ("outbound".into(), "called, left voicemail".into())
+        ]
     );
-    let (status, err) = app.send_as(ADMIN, Method::POST, &format!("/api/v1/leads/{id}/notes"), &json!({"text": "  "})).await;
+    let (status, err) =
+        app.send_as(ADMIN, Method::POST, &format!("/api/v1/leads/{id}/notes"), &json!({"text": "  "})).await;
     assert_eq!((status, error_code(&err)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid"));
 }
 both!(notes_and_logged_touches_build_the_timeline);
@@ -122,7 +146,10 @@ async fn lists_filter_search_and_page(db: Db) {
     let app = TestApp::spawn(db, "").await;
     let mut ids = Vec::new();
     for i in 0..7 {
-        ids.push(app.submit("contact", json!({"name": format!("Person {i}"), "email": format!("list{i}@example.com")})).await);
+        ids.push(
+            app.submit("contact", json!({"name": format!("Person {i}"), "email": format!("list{i}@example.com")}))
+                .await,
+        );
     }
     app.submit("contact", json!({"name": "Olga Smirnova", "phone": "+1 415 555 0199"})).await;
 
@@ -157,7 +184,9 @@ async fn lists_filter_search_and_page(db: Db) {
     assert_eq!(overdue.len(), 1);
     assert_eq!(overdue[0]["id"], ids[0].as_str());
 
-    for bad in ["/api/v1/leads?status=closed", "/api/v1/leads?limit=0", "/api/v1/leads?limit=abc", "/api/v1/leads?channel=fax"] {
+    for bad in
+        ["/api/v1/leads?status=closed", "/api/v1/leads?limit=0", "/api/v1/leads?limit=abc", "/api/v1/leads?channel=fax"]
+    {
         let (status, body) = app.get_as(ADMIN, bad).await;
         assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "bad_query"), "{bad}");
     }
@@ -176,7 +205,12 @@ async fn leads_created_through_the_api_take_the_same_path(db: Db) {
     assert_eq!(lead["contact"]["identities"][1]["value"], "+4930901820");
 
     let keyed = |key: &'static str| {
-        app.client.post(app.url("/api/v1/leads")).bearer_auth(ADMIN).header("idempotency-key", key).json(&json!({"email": "k@example.com"})).send()
+        app.client
+            .post(app.url("/api/v1/leads"))
+            .bearer_auth(ADMIN)
+            .header("idempotency-key", key)
+            .json(&json!({"email": "k@example.com"}))
+            .send()
     };
     assert_eq!(keyed("k1").await.expect("post").status(), StatusCode::CREATED);
     assert_eq!(keyed("k1").await.expect("post").status(), StatusCode::OK);
@@ -192,9 +226,18 @@ async fn leads_created_through_the_api_take_the_same_path(db: Db) {
     }
     let r = app.client.post(app.url("/api/v1/leads")).bearer_auth(ADMIN).body("{}").send().await.expect("post");
     assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    let r = app.client.post(app.url("/api/v1/leads")).bearer_auth(ADMIN).header("content-type", "application/json").body("{").send().await.expect("post");
+    let r = app
+        .client
+        .post(app.url("/api/v1/leads"))
+        .bearer_auth(ADMIN)
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .expect("post");
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    let (status, _) = app.send_as("anna-token", Method::POST, "/api/v1/leads", &json!({"email": "rep@example.com"})).await;
+    let (status, _) =
+        app.send_as("anna-token", Method::POST, "/api/v1/leads", &json!({"email": "rep@example.com"})).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(app.count("SELECT COUNT(*) FROM leads").await, 2);
 }
@@ -211,8 +254,19 @@ async fn unknown_routes_methods_and_the_openapi_document() {
     assert_eq!(error_code(&r.json::<Value>().await.expect("json")), "method_not_allowed");
 
     let doc: Value = app.client.get(app.url("/openapi.json")).send().await.expect("get").json().await.expect("json");
-    for path in ["/api/v1/forms/{form_id}", "/api/v1/leads", "/api/v1/leads/{id}", "/api/v1/leads/{id}/notes", "/api/v1/contacts",
-                 "/api/v1/contacts/{id}/merge", "/api/v1/reps", "/api/v1/reps/{id}", "/api/v1/stats/summary", "/healthz", "/readyz"] {
+    for path in [
+        "/api/v1/forms/{form_id}",
+        "/api/v1/leads",
+        "/api/v1/leads/{id}",
+        "/api/v1/leads/{id}/notes",
+        "/api/v1/contacts",
+        "/api/v1/contacts/{id}/merge",
+        "/api/v1/reps",
+        "/api/v1/reps/{id}",
+        "/api/v1/stats/summary",
+        "/healthz",
+        "/readyz",
+    ] {
         assert!(doc["paths"][path].is_object(), "{path} missing from the OpenAPI document");
     }
     assert!(doc["components"]["schemas"]["LeadView"].is_object());

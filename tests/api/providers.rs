@@ -47,8 +47,15 @@ provider = "elementor"
 default_region = "ES"
 "#;
 
-async fn post(app: &TestApp, form: &str, content_type: &str, body: Vec<u8>, headers: &[(&str, String)]) -> (StatusCode, Value) {
-    let mut request = app.client.post(app.url(&format!("/api/v1/forms/{form}"))).header("content-type", content_type).body(body);
+async fn post(
+    app: &TestApp,
+    form: &str,
+    content_type: &str,
+    body: Vec<u8>,
+    headers: &[(&str, String)],
+) -> (StatusCode, Value) {
+    let mut request =
+        app.client.post(app.url(&format!("/api/v1/forms/{form}"))).header("content-type", content_type).body(body);
     for (k, v) in headers {
         request = request.header(*k, v);
     }
@@ -57,7 +64,12 @@ async fn post(app: &TestApp, form: &str, content_type: &str, body: Vec<u8>, head
 }
 
 fn identities(lead: &Value) -> Vec<String> {
-    lead["contact"]["identities"].as_array().expect("identities").iter().map(|i| format!("{}:{}", i["kind"].as_str().unwrap_or(""), i["value"].as_str().unwrap_or(""))).collect()
+    lead["contact"]["identities"]
+        .as_array()
+        .expect("identities")
+        .iter()
+        .map(|i| format!("{}:{}", i["kind"].as_str().unwrap_or(""), i["value"].as_str().unwrap_or("")))
+        .collect()
 }
 
 async fn form_builders_payloads_become_leads(db: Db) {
@@ -87,7 +99,9 @@ async fn form_builders_payloads_become_leads(db: Db) {
     let sig = hex::encode(hmac("wf-secret", &[ts.as_bytes(), b":", &body]));
     let (status, _) = post(&app, "webflow", "application/json", body.clone(), &[]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "unsigned Webflow posts are refused");
-    let (status, res) = post(&app, "webflow", "application/json", body, &[("x-webflow-timestamp", ts), ("x-webflow-signature", sig)]).await;
+    let (status, res) =
+        post(&app, "webflow", "application/json", body, &[("x-webflow-timestamp", ts), ("x-webflow-signature", sig)])
+            .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{res}");
     let webflow = app.lead(res["id"].as_str().expect("id")).await;
     assert_eq!(webflow["contact"]["name"], "Emma Schmidt");
@@ -97,7 +111,9 @@ async fn form_builders_payloads_become_leads(db: Db) {
     // Typeform: sha256= base64 HMAC of the body.
     let body = fixture("typeform.json");
     let sig = format!("sha256={}", base64::engine::general_purpose::STANDARD.encode(hmac("tf-secret", &[&body])));
-    let (status, _) = post(&app, "typeform", "application/json", body.clone(), &[("typeform-signature", "sha256=bm9wZQ==".into())]).await;
+    let (status, _) =
+        post(&app, "typeform", "application/json", body.clone(), &[("typeform-signature", "sha256=bm9wZQ==".into())])
+            .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, res) = post(&app, "typeform", "application/json", body, &[("typeform-signature", sig)]).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{res}");
@@ -108,7 +124,14 @@ async fn form_builders_payloads_become_leads(db: Db) {
 
     // Jotform: multipart with the answers inside rawRequest. The same Ivan wrote through Tilda:
     // his message joins that lead.
-    let (status, res) = post(&app, "jotform", "multipart/form-data; boundary=------------------------d74496d66958873e", fixture("jotform_multipart.txt"), &[]).await;
+    let (status, res) = post(
+        &app,
+        "jotform",
+        "multipart/form-data; boundary=------------------------d74496d66958873e",
+        fixture("jotform_multipart.txt"),
+        &[],
+    )
+    .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{res}");
     assert_eq!(res["id"], tilda["id"]);
     let joined = app.lead(res["id"].as_str().expect("id")).await;
@@ -116,7 +139,8 @@ async fn form_builders_payloads_become_leads(db: Db) {
     assert!(last["text"].as_str().is_some_and(|t| t.contains("интеграция с 1С")), "{last}");
 
     // Elementor: fields[id][value|type], a national phone read in the form's region.
-    let (status, res) = post(&app, "elementor", "application/x-www-form-urlencoded", fixture("elementor.txt"), &[]).await;
+    let (status, res) =
+        post(&app, "elementor", "application/x-www-form-urlencoded", fixture("elementor.txt"), &[]).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{res}");
     let elementor = app.lead(res["id"].as_str().expect("id")).await;
     assert_eq!(elementor["contact"]["name"], "María García");
@@ -124,7 +148,14 @@ async fn form_builders_payloads_become_leads(db: Db) {
     assert_eq!(elementor["interactions"][0]["text"], "Necesitamos una web nueva para la clínica.");
 
     // Generic multipart with Cyrillic text and a file part.
-    let (status, res) = post(&app, "contact", "multipart/form-data; boundary=----WebKitFormBoundary7MA4YWxkTrZu0gW", fixture("generic_multipart.txt"), &[]).await;
+    let (status, res) = post(
+        &app,
+        "contact",
+        "multipart/form-data; boundary=----WebKitFormBoundary7MA4YWxkTrZu0gW",
+        fixture("generic_multipart.txt"),
+        &[],
+    )
+    .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{res}");
     let generic = app.lead(res["id"].as_str().expect("id")).await;
     assert_eq!(identities(&generic), ["email:ivan.petrov@example.com", "phone:+14155550132"]);

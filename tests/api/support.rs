@@ -228,7 +228,8 @@ impl TestApp {
     }
 
     pub async fn send_as(&self, token: &str, method: reqwest::Method, path: &str, body: &Value) -> (StatusCode, Value) {
-        let r = self.client.request(method, self.url(path)).bearer_auth(token).json(body).send().await.expect("request");
+        let r =
+            self.client.request(method, self.url(path)).bearer_auth(token).json(body).send().await.expect("request");
         let status = r.status();
         (status, r.json().await.unwrap_or(Value::Null))
     }

@@ -64,17 +64,27 @@ async fn failing_webhooks_are_retried_then_dead_and_visible(db: Db) {
     let app = TestApp::spawn(db, &format!("[[notify.webhooks]]\nurl = \"{url}\"\nevents = [\"lead.created\"]\n")).await;
     let app_settings_attempts = 10;
     app.submit("contact", json!({"email": "retry@example.com"})).await;
-    eventually(20, || async { app.get("/api/v1/outbox?status=dead").await["items"].as_array().is_some_and(|i| !i.is_empty()) }).await;
+    eventually(20, || async {
+        app.get("/api/v1/outbox?status=dead").await["items"].as_array().is_some_and(|i| !i.is_empty())
+    })
+    .await;
     let dead = app.get("/api/v1/outbox?status=dead").await;
     let message = &dead["items"][0];
     assert_eq!(message["attempts"], app_settings_attempts);
     assert!(message["last_error"].as_str().is_some_and(|e| e.contains("500")), "{message}");
     assert_eq!(received.0.lock().expect("lock").len(), app_settings_attempts as usize, "one request per attempt");
-    let ids: std::collections::BTreeSet<String> = received.0.lock().expect("lock").iter().map(|(h, _)| h["x-leadrouter-event-id"].to_str().unwrap_or("").to_owned()).collect();
+    let ids: std::collections::BTreeSet<String> = received
+        .0
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|(h, _)| h["x-leadrouter-event-id"].to_str().unwrap_or("").to_owned())
+        .collect();
     assert_eq!(ids.len(), 1, "every attempt carries the same event id");
 
     let id = message["id"].as_str().expect("id");
-    let r = app.client.post(app.url(&format!("/api/v1/outbox/{id}/retry"))).bearer_auth(ADMIN).send().await.expect("post");
+    let r =
+        app.client.post(app.url(&format!("/api/v1/outbox/{id}/retry"))).bearer_auth(ADMIN).send().await.expect("post");
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     eventually(5, || async { received.0.lock().expect("lock").len() > app_settings_attempts as usize }).await;
 }
