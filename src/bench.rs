@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use crate::app::App;
-use crate::settings::{RepSettings, Settings, TeamSettings};
+use crate::settings::Settings;
 use crate::store::{Store, new_id};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -43,7 +42,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         backend_name(&url)
     );
 
-    let result = intake_over_http(&args, &url).await;
+    let result = intake_over_http(&args, &dir, &url).await;
     if !args.no_baseline {
         let baseline_url = format!("sqlite://{}/baseline.db", dir.display());
         match (&result, bare_inserts(&baseline_url, args.requests).await) {
@@ -63,97 +62,98 @@ fn backend_name(url: &str) -> &'static str {
     if url.starts_with("sqlite:") { "SQLite" } else { "PostgreSQL" }
 }
 
-fn bench_settings(url: &str) -> Settings {
-    let mut s = Settings::default();
-    s.server.listen = "127.0.0.1:0".into();
-    s.server.form_rate_per_second = u32::MAX / 2;
-    s.server.form_rate_burst = u32::MAX / 2;
-    s.database.url = url.to_owned();
-    s.log.level = "warn".into();
-    s.reps = ["anna", "ben", "chen"]
-        .iter()
-        .map(|id| RepSettings {
-            id: (*id).into(),
-            name: id.to_uppercase(),
-            email: None,
-            telegram_chat_id: None,
-            api_token: None,
-            capacity: None,
-            weight: 1,
-            teams: vec!["sales".into()],
-            languages: Vec::new(),
-            timezone: None,
-            working_hours: None,
-            active: true,
-            out_of_office_until: None,
-        })
-        .collect();
-    s.teams = vec![TeamSettings {
-        id: "sales".into(),
-        strategy: Default::default(),
-        members: Vec::new(),
-        sla: None,
-        notify_chat_id: None,
-        after_hours: true,
-    }];
-    s.routing.default_team = Some("sales".into());
-    s
+/// The service under test: three reps, round-robin, no rate limit.
+const BENCH_CONFIG: &str = r#"
+[server]
+form_rate_per_second = 1000000000
+form_rate_burst = 1000000000
+[log]
+level = "warn"
+[routing]
+default_team = "sales"
+[[teams]]
+id = "sales"
+after_hours = true
+[[reps]]
+id = "anna"
+name = "Anna"
+teams = ["sales"]
+[[reps]]
+id = "ben"
+name = "Ben"
+teams = ["sales"]
+[[reps]]
+id = "chen"
+name = "Chen"
+teams = ["sales"]
+"#;
+
+/// The service as its own process (`leadrouter serve`), as it runs in production: the load
+/// generator's work does not run on the service's threads.
+struct Service(std::process::Child);
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let _ = self.0.wait();
+    }
+}
+
+async fn start_service(dir: &std::path::Path, url: &str) -> anyhow::Result<(Service, String)> {
+    let config = dir.join("bench.toml");
+    std::fs::write(&config, BENCH_CONFIG)?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let child = std::process::Command::new(std::env::current_exe()?)
+        .args(["--config", &config.to_string_lossy(), "serve"])
+        .env("LEADROUTER__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("LEADROUTER__DATABASE__URL", url)
+        .spawn()
+        .context("starting leadrouter serve")?;
+    let service = Service(child);
+    let addr = format!("127.0.0.1:{port}");
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(&addr).await.is_ok() {
+            return Ok((service, addr));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("the service did not start listening on {addr}")
 }
 
 /// Returns leads per second.
-async fn intake_over_http(args: &BenchArgs, url: &str) -> anyhow::Result<f64> {
-    let app = App::build(bench_settings(url)).await.context("starting the service")?;
-    let port = app.port();
+async fn intake_over_http(args: &BenchArgs, dir: &std::path::Path, url: &str) -> anyhow::Result<f64> {
     if args.existing_contacts > 0 {
+        let mut settings = Settings::from_toml(BENCH_CONFIG)?;
+        settings.database.url = url.to_owned();
+        let store = crate::app::prepare_store(&settings).await?;
         let started = Instant::now();
-        seed_contacts(&app.intake().store, args.existing_contacts).await?;
+        store.seed_contacts(i64::try_from(args.existing_contacts)?).await?;
+        store.close().await;
         println!("seeded {} existing contacts in {:.1?}", args.existing_contacts, started.elapsed());
     }
-    let stop = tokio_util::sync::CancellationToken::new();
-    let server = tokio::spawn(app.run_until_stopped({
-        let stop = stop.clone();
-        async move { stop.cancelled().await }
-    }));
-    let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
-    let endpoint = format!("http://127.0.0.1:{port}/api/v1/forms/contact");
+    let (service, addr) = start_service(dir, url).await?;
     let run_id = new_id();
 
     // Warm-up: connections, statement caches.
-    for i in 0..50.min(args.requests) {
-        post(&client, &endpoint, &format!("warmup-{run_id}-{i}")).await?;
+    let mut warm = Connection::open(&addr).await?;
+    for i in 0..200.min(args.requests) {
+        warm.post_form(&format!("warmup-{run_id}-{i}")).await?;
     }
+    drop(warm);
 
-    let next = Arc::new(AtomicUsize::new(0));
-    let errors = Arc::new(AtomicUsize::new(0));
+    // The clients run on one thread of their own (as wrk does): no hand-offs between threads
+    // on the client side, which on small VMs cost more than the requests.
+    let (total, concurrency, load_addr) = (args.requests, args.concurrency, addr.clone());
     let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..args.concurrency {
-        let (client, endpoint, next, errors, run_id) =
-            (client.clone(), endpoint.clone(), next.clone(), errors.clone(), run_id.clone());
-        let total = args.requests;
-        tasks.spawn(async move {
-            let mut latencies = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= total {
-                    break;
-                }
-                let t = Instant::now();
-                if post(&client, &endpoint, &format!("{run_id}-{i}")).await.is_err() {
-                    errors.fetch_add(1, Ordering::Relaxed);
-                }
-                latencies.push(t.elapsed());
-            }
-            latencies
-        });
-    }
-    let mut latencies: Vec<Duration> = Vec::with_capacity(args.requests);
-    while let Some(part) = tasks.join_next().await {
-        latencies.extend(part?);
-    }
+    let (latencies, errors) = std::thread::spawn(move || -> anyhow::Result<(Vec<Duration>, usize)> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        Ok(rt.block_on(load(load_addr, run_id, total, concurrency)))
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("the load generator panicked"))??;
+    let mut latencies = latencies;
     let elapsed = started.elapsed();
-    stop.cancel();
-    let _ = server.await;
+    drop(service);
 
     latencies.sort_unstable();
     let pct = |p: f64| {
@@ -167,7 +167,7 @@ async fn intake_over_http(args: &BenchArgs, url: &str) -> anyhow::Result<f64> {
         "form intake over HTTP: {rate:.0} leads/s ({} in {:.2?}), errors {}, latency p50 {:.2?} p95 {:.2?} p99 {:.2?} max {:.2?}",
         args.requests,
         elapsed,
-        errors.load(Ordering::Relaxed),
+        errors,
         pct(0.50),
         pct(0.95),
         pct(0.99),
@@ -176,34 +176,99 @@ async fn intake_over_http(args: &BenchArgs, url: &str) -> anyhow::Result<f64> {
     Ok(rate)
 }
 
-async fn post(client: &reqwest::Client, endpoint: &str, who: &str) -> anyhow::Result<()> {
-    let body = serde_json::json!({
-        "name": format!("Prospect {who}"),
-        "email": format!("p{who}@example.com"),
-        "message": "Hello, we would like a quote for 20 seats.",
-        "utm_source": "google",
-    });
-    let response = client.post(endpoint).json(&body).send().await?;
-    anyhow::ensure!(response.status().as_u16() == 202, "status {}", response.status());
-    Ok(())
+/// `concurrency` clients posting `total` forms between them; returns latencies and errors.
+async fn load(addr: String, run_id: String, total: usize, concurrency: usize) -> (Vec<Duration>, usize) {
+    let next = Arc::new(AtomicUsize::new(0));
+    let errors = Arc::new(AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let (addr, next, errors, run_id) = (addr.clone(), next.clone(), errors.clone(), run_id.clone());
+        tasks.spawn(async move {
+            let mut latencies = Vec::new();
+            let mut conn = match Connection::open(&addr).await {
+                Ok(c) => c,
+                Err(_) => return latencies,
+            };
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                let t = Instant::now();
+                if conn.post_form(&format!("{run_id}-{i}")).await.is_err() {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    match Connection::open(&addr).await {
+                        Ok(c) => conn = c,
+                        Err(_) => break,
+                    }
+                }
+                latencies.push(t.elapsed());
+            }
+            latencies
+        });
+    }
+    let mut latencies = Vec::with_capacity(total);
+    while let Some(part) = tasks.join_next().await {
+        latencies.extend(part.unwrap_or_default());
+    }
+    (latencies, errors.load(Ordering::Relaxed))
 }
 
-/// Fills the contacts and identities tables in big transactions.
-async fn seed_contacts(store: &Store, n: usize) -> anyhow::Result<()> {
-    let now = crate::store::ms(jiff::Timestamp::now());
-    let mut done = 0;
-    while done < n {
-        let mut tx = store.begin().await?;
-        let chunk = (n - done).min(10_000);
-        for i in done..done + chunk {
-            let id = tx.create_contact(Some("Seeded"), now).await?;
-            let email = crate::domain::EmailAddress::parse(&format!("seed{i}@example.org")).context("seed email")?;
-            tx.attach_identities(&id, &[email.into()], now).await?;
-        }
-        tx.commit().await?;
-        done += chunk;
+/// A bare keep-alive HTTP/1.1 client: the load generator should spend the machine's cores on
+/// the service, not on itself (like wrk, unlike a full client library).
+struct Connection {
+    stream: tokio::io::BufStream<tokio::net::TcpStream>,
+    host: String,
+}
+
+impl Connection {
+    async fn open(addr: &str) -> anyhow::Result<Connection> {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Connection { stream: tokio::io::BufStream::new(stream), host: addr.to_owned() })
     }
-    Ok(())
+
+    /// Posts a new prospect's form and expects 202.
+    async fn post_form(&mut self, who: &str) -> anyhow::Result<()> {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+        let body = serde_json::json!({
+            "name": format!("Prospect {who}"),
+            "email": format!("p{who}@example.com"),
+            "message": "Hello, we would like a quote for 20 seats.",
+            "utm_source": "google",
+        })
+        .to_string();
+        let request = format!(
+            "POST /api/v1/forms/contact HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.host,
+            body.len()
+        );
+        self.stream.write_all(request.as_bytes()).await?;
+        self.stream.flush().await?;
+        let mut status_line = String::new();
+        self.stream.read_line(&mut status_line).await?;
+        let status = status_line.split_whitespace().nth(1).unwrap_or_default().to_owned();
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            if self.stream.read_line(&mut line).await? == 0 {
+                anyhow::bail!("connection closed");
+            }
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse()?;
+            }
+        }
+        let mut response = vec![0; length];
+        self.stream.read_exact(&mut response).await?;
+        anyhow::ensure!(status == "202", "status {status}: {}", String::from_utf8_lossy(&response));
+        Ok(())
+    }
 }
 
 /// The rows one form lead writes, inserted by a plain loop on the native SQLite driver.

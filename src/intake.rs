@@ -6,15 +6,18 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::json;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 use tracing::Instrument;
 
-use crate::domain::dedup::{self, Resolution};
-use crate::domain::routing::{self, Facts, Strategy};
+use crate::domain::plan::{self, ContactStep, LeadStep, Plan};
+use crate::domain::routing::{self, Facts};
 use crate::domain::{Identity, Inquiry};
 use crate::events::{self, LEAD_ASSIGNED, LEAD_CREATED, LEAD_MESSAGE};
 use crate::settings::Settings;
-use crate::store::{Claim, InboundMeta, LeadDraft, Store, StoreError, Tx, from_ms, ms, new_id};
+use crate::store::{
+    Backend, Batch, BatchRows, ContextQueries, InboundMeta, IntakeWrite, NewEvent, Store, StoreError, TeamRef,
+    UnitOfWork, context_reads, intake_writes, ms, new_id, parse_context,
+};
 
 /// How often a unit of work is retried after losing a race to another writer.
 const MAX_ATTEMPTS: usize = 8;
@@ -71,13 +74,6 @@ pub enum IntakeError {
     Unavailable(StoreError),
 }
 
-/// A routing result to announce.
-struct Assigned {
-    rep_id: String,
-    rep_name: String,
-    reason: &'static str,
-}
-
 impl Intake {
     pub fn new(store: Store, settings: Arc<Settings>) -> Self {
         let rules = Arc::new(settings.rules());
@@ -120,101 +116,38 @@ impl Intake {
     }
 
     async fn submit_with_retries(&self, inquiry: &Inquiry, raw: &RawItem<'_>) -> Result<Outcome, IntakeError> {
-        let mut last = StoreError::Retry;
-        for attempt in 0..MAX_ATTEMPTS {
-            match self.try_submit(inquiry, raw).await {
-                Ok(outcome) => return Ok(outcome),
-                Err(StoreError::Retry) => {
-                    tracing::debug!(attempt, "lost a race with another writer, retrying");
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                Err(e) => {
-                    last = e;
-                    break;
-                }
+        let (reply, outcome) = oneshot::channel();
+        let unit = IntakeUnit {
+            intake: self.clone(),
+            inquiry: inquiry.clone(),
+            meta_json: serde_json::to_string(raw.meta).unwrap_or_else(|_| "{}".into()),
+            payload: raw.payload.to_vec(),
+            queries: None,
+            outcome: None,
+            reply: Some(reply),
+        };
+        self.store.perform(Box::new(unit)).await;
+        let error = match outcome.await {
+            Ok(Ok(outcome)) => {
+                self.outbox_wakeup.notify_one();
+                return Ok(outcome);
             }
-        }
+            Ok(Err(e)) => e,
+            Err(_) => StoreError::Corrupt("the writer dropped the inquiry".into()),
+        };
         let now = ms(jiff::Timestamp::now());
         let channel = inquiry.channel.as_str();
         match self
             .store
-            .record_failed_inbound(channel, &inquiry.external_id, raw.meta, raw.payload, &last.to_string(), now)
+            .record_failed_inbound(channel, &inquiry.external_id, raw.meta, raw.payload, &error.to_string(), now)
             .await
         {
-            Ok(item_id) => Err(IntakeError::Failed { item_id, source: last }),
+            Ok(item_id) => Err(IntakeError::Failed { item_id, source: error }),
             Err(e) => Err(IntakeError::Unavailable(e)),
         }
     }
 
-    async fn try_submit(&self, inquiry: &Inquiry, raw: &RawItem<'_>) -> Result<Outcome, StoreError> {
-        let now = ms(jiff::Timestamp::now());
-        let mut tx = self.store.begin().await?;
-        let item_id =
-            match tx.claim_inbound(inquiry.channel.as_str(), &inquiry.external_id, raw.meta, raw.payload, now).await? {
-                Claim::New(id) => id,
-                Claim::Duplicate { lead_id, .. } => return Ok(Outcome::Duplicate { lead_id }),
-            };
-
-        let contact_id = self.resolve_contact(&mut tx, inquiry, now).await?;
-        let attachments = serde_json::to_string(&inquiry.message.attachments).unwrap_or_else(|_| "[]".into());
-        let channel = inquiry.channel.as_str();
-        let outcome = match tx.open_lead(&contact_id).await? {
-            Some(open) => {
-                tx.add_interaction(
-                    &open.id,
-                    channel,
-                    "inbound",
-                    "message",
-                    None,
-                    Some(&inquiry.external_id),
-                    inquiry.message.subject.as_deref(),
-                    &inquiry.message.text,
-                    &attachments,
-                    now,
-                )
-                .await?;
-                let data = json!({
-                    "lead": {"id": open.id, "owner": open.owner_id.as_ref().map(|id| json!({"id": id}))},
-                    "message": {"channel": channel, "direction": "inbound", "subject": inquiry.message.subject, "text": inquiry.message.text},
-                });
-                tx.record_event(&events::lead_event(&self.settings, LEAD_MESSAGE, &open.id, None, data, now)).await?;
-                Outcome::Joined { lead_id: open.id, contact_id: contact_id.clone() }
-            }
-            None => self.open_lead(&mut tx, inquiry, &contact_id, &attachments, now).await?,
-        };
-        tx.finish_inbound(&item_id, "processed", outcome.lead_id(), None, now).await?;
-        tx.commit().await?;
-        self.outbox_wakeup.notify_one();
-        Ok(outcome)
-    }
-
-    /// Finds the person behind the inquiry, merging contacts it proves to be one person.
-    async fn resolve_contact(&self, tx: &mut Tx, inquiry: &Inquiry, now: i64) -> Result<String, StoreError> {
-        let matches = tx.contacts_matching(&inquiry.identities).await?;
-        let name = inquiry.contact_name.as_deref();
-        let contact_id = match dedup::resolve(&matches) {
-            Resolution::New => tx.create_contact(name, now).await?,
-            Resolution::Existing(id) => id,
-            Resolution::Merge { into, from } => {
-                let merged = tx.merge_contacts(&into, &from, "shared identity", now).await?;
-                tracing::info!(contact_id = %into, merged = from.len(), folded_leads = merged.folded_leads.len(), "contacts merged");
-                into
-            }
-        };
-        tx.lock_contact(&contact_id, name, now).await?;
-        tx.attach_identities(&contact_id, &inquiry.identities, now).await?;
-        Ok(contact_id)
-    }
-
-    async fn open_lead(
-        &self,
-        tx: &mut Tx,
-        inquiry: &Inquiry,
-        contact_id: &str,
-        attachments: &str,
-        now: i64,
-    ) -> Result<Outcome, StoreError> {
-        let lead_id = new_id();
+    fn team_for(&self, inquiry: &Inquiry) -> Option<TeamRef<'_>> {
         let s = &inquiry.source;
         let facts = Facts {
             channel: Some(inquiry.channel),
@@ -224,84 +157,65 @@ impl Intake {
             language: inquiry.language.as_deref(),
             country: inquiry.country.as_deref(),
         };
-        let team = routing::pick_team(&self.rules, self.settings.routing.default_team.as_deref(), &facts);
-        let sticky = if self.settings.routing.sticky_owner { tx.previous_owner(contact_id).await? } else { None };
-        tx.insert_lead(&LeadDraft { id: &lead_id, contact_id, inquiry, team_id: team, now }).await?;
+        routing::pick_team(&self.rules, self.settings.routing.default_team.as_deref(), &facts)
+            .map(|id| self.team_ref(id))
+    }
+
+    fn team_ref<'a>(&'a self, id: &'a str) -> TeamRef<'a> {
+        let team = self.settings.team(id);
+        TeamRef {
+            id,
+            strategy: team.map(|t| t.strategy).unwrap_or_default(),
+            after_hours: team.is_some_and(|t| t.after_hours),
+        }
+    }
+
+    /// The events an intake plan produces: a message on the open lead, or a new lead and its
+    /// assignment.
+    fn intake_events(&self, inquiry: &Inquiry, plan: &Plan, ctx: &plan::Context, now: i64) -> Vec<NewEvent> {
         let channel = inquiry.channel.as_str();
-        tx.add_interaction(
-            &lead_id,
-            channel,
-            "inbound",
-            "message",
-            None,
-            Some(&inquiry.external_id),
-            inquiry.message.subject.as_deref(),
-            &inquiry.message.text,
-            attachments,
-            now,
-        )
-        .await?;
-        let assigned = self.route(tx, &lead_id, team, sticky.as_deref(), now).await?;
-        let owner = assigned.as_ref().map(|a| json!({"id": a.rep_id, "name": a.rep_name}));
-        let data = json!({
-            "lead": {
-                "id": lead_id, "status": "new", "channel": channel,
-                "source": {"form": s.form, "mailbox": s.mailbox, "utm_source": s.utm_source, "utm_medium": s.utm_medium, "utm_campaign": s.utm_campaign},
-                "owner": owner,
-                "contact": {"id": contact_id, "name": inquiry.contact_name,
-                    "identities": inquiry.identities.iter().map(identity_json).collect::<Vec<_>>()},
-            },
-            "message": {"subject": inquiry.message.subject, "text": inquiry.message.text},
-        });
-        tx.record_event(&events::lead_event(&self.settings, LEAD_CREATED, &lead_id, None, data, now)).await?;
-        if let Some(a) = &assigned {
-            self.announce_assignment(tx, &lead_id, a, now).await?;
-        }
-        Ok(Outcome::Created { lead_id, contact_id: contact_id.to_owned(), owner: assigned.map(|a| a.rep_id) })
-    }
-
-    async fn announce_assignment(&self, tx: &mut Tx, lead_id: &str, a: &Assigned, now: i64) -> Result<(), StoreError> {
-        let data = json!({"lead": {"id": lead_id, "owner": {"id": a.rep_id, "name": a.rep_name}}, "reason": a.reason});
-        tx.record_event(&events::lead_event(&self.settings, LEAD_ASSIGNED, lead_id, None, data, now)).await
-    }
-
-    /// Chooses and records an owner in `team`, or leaves the lead waiting.
-    async fn route(
-        &self,
-        tx: &mut Tx,
-        lead_id: &str,
-        team: Option<&str>,
-        sticky: Option<&str>,
-        now: i64,
-    ) -> Result<Option<Assigned>, StoreError> {
-        let Some(team_id) = team else { return Ok(None) };
-        let team = self.settings.team(team_id);
-        let strategy = team.map(|t| t.strategy).unwrap_or_default();
-        let after_hours = team.is_some_and(|t| t.after_hours);
-        let target = tx.lock_team(team_id).await?;
-        let candidates = tx.team_candidates(team_id).await?;
-        let at = from_ms(now);
-
-        if let Some(prev) = sticky {
-            let candidate = match candidates.iter().find(|c| c.rep_id == prev) {
-                Some(c) => Some(c.clone()),
-                None => tx.rep_candidate(prev).await?,
-            };
-            if candidate.is_some_and(|c| c.is_eligible(at, after_hours)) {
-                let rep_name = tx.assign(lead_id, None, prev, Some(&target), "sticky_owner", &[], true, now).await?;
-                return Ok(Some(Assigned { rep_id: prev.to_owned(), rep_name, reason: "sticky_owner" }));
+        let message = json!({"channel": channel, "direction": "inbound", "subject": inquiry.message.subject, "text": inquiry.message.text});
+        match &plan.lead {
+            LeadStep::Join { lead_id, owner_id } => {
+                let data = json!({"lead": {"id": lead_id, "owner": owner_id.as_ref().map(|id| json!({"id": id}))}, "message": message});
+                vec![events::lead_event(&self.settings, LEAD_MESSAGE, lead_id, None, data, now)]
+            }
+            LeadStep::Open { lead_id, owner, .. } => {
+                let s = &inquiry.source;
+                let owner = owner.as_ref().map(|o| {
+                    let name = ctx
+                        .team
+                        .iter()
+                        .flat_map(|t| t.candidates.iter())
+                        .chain(ctx.previous_owner.iter())
+                        .find(|c| c.rep_id == o.rep_id)
+                        .map(|c| c.name.clone())
+                        .unwrap_or_else(|| o.rep_id.clone());
+                    (o, name)
+                });
+                let owner_json = owner.as_ref().map(|(o, name)| json!({"id": o.rep_id, "name": name}));
+                let data = json!({
+                    "lead": {
+                        "id": lead_id, "status": "new", "channel": channel,
+                        "source": {"form": s.form, "mailbox": s.mailbox, "utm_source": s.utm_source, "utm_medium": s.utm_medium, "utm_campaign": s.utm_campaign},
+                        "owner": owner_json,
+                        "contact": {"id": plan.contact.id(), "name": inquiry.contact_name,
+                            "identities": inquiry.identities.iter().map(identity_json).collect::<Vec<_>>()},
+                    },
+                    "message": message,
+                });
+                let mut out = vec![events::lead_event(&self.settings, LEAD_CREATED, lead_id, None, data, now)];
+                if let Some((o, name)) = owner {
+                    out.push(self.assigned_event(lead_id, &o.rep_id, &name, o.reason, now));
+                }
+                out
             }
         }
-        let Some(choice) = routing::choose(strategy, &candidates, at, after_hours) else {
-            if strategy != Strategy::Claim {
-                tracing::info!(team = team_id, "no eligible rep: lead waits unassigned");
-            }
-            return Ok(None);
-        };
-        let rep_name = tx
-            .assign(lead_id, None, &choice.rep_id, Some(&target), choice.reason, &choice.wrr_updates, true, now)
-            .await?;
-        Ok(Some(Assigned { rep_id: choice.rep_id, rep_name, reason: choice.reason }))
+    }
+
+    fn assigned_event(&self, lead_id: &str, rep_id: &str, rep_name: &str, reason: &str, now: i64) -> NewEvent {
+        let data = json!({"lead": {"id": lead_id, "owner": {"id": rep_id, "name": rep_name}}, "reason": reason});
+        events::lead_event(&self.settings, LEAD_ASSIGNED, lead_id, None, data, now)
     }
 
     /// Offers waiting leads to reps who became eligible. Returns how many got an owner.
@@ -316,23 +230,28 @@ impl Intake {
     }
 
     async fn try_assign_waiting(&self) -> Result<usize, StoreError> {
-        let now = ms(jiff::Timestamp::now());
+        let now = jiff::Timestamp::now();
         let mut tx = self.store.begin().await?;
         let waiting = tx.unassigned_leads(500).await?;
-        let mut full_teams: Vec<Option<String>> = Vec::new();
+        let mut full_teams: Vec<String> = Vec::new();
         let mut assigned = 0;
-        for (lead_id, team_id, _contact) in waiting {
+        for (lead_id, team_id) in waiting {
+            let Some(team_id) = team_id.or_else(|| self.settings.routing.default_team.clone()) else { continue };
             if full_teams.contains(&team_id) {
                 continue;
             }
-            let team = team_id.as_deref().or(self.settings.routing.default_team.as_deref());
-            match self.route(&mut tx, &lead_id, team, None, now).await? {
-                Some(a) => {
-                    self.announce_assignment(&mut tx, &lead_id, &a, now).await?;
-                    assigned += 1;
-                }
-                None => full_teams.push(team_id),
-            }
+            let team = tx.team_context(self.team_ref(&team_id)).await?;
+            let Some(owner) = plan::choose_owner(&team, None, false, now) else {
+                full_teams.push(team_id);
+                continue;
+            };
+            let name =
+                team.candidates.iter().find(|c| c.rep_id == owner.rep_id).map(|c| c.name.clone()).unwrap_or_default();
+            let event = self.assigned_event(&lead_id, &owner.rep_id, &name, owner.reason, ms(now));
+            let route = Some((team_id.as_str(), team.seq + 1));
+            tx.assign(&lead_id, None, &owner.rep_id, route, owner.reason, &owner.wrr_updates, true, &[event], ms(now))
+                .await?;
+            assigned += 1;
         }
         tx.commit().await?;
         if assigned > 0 {
@@ -351,4 +270,78 @@ fn identity_json(i: &Identity) -> serde_json::Value {
 fn backoff(attempt: usize) -> std::time::Duration {
     let base = 2u64.saturating_pow(attempt as u32).min(64);
     std::time::Duration::from_millis(base + rand::random_range(0..=base))
+}
+
+/// One inquiry as a unit of work: read the person's and the team's state, decide (domain
+/// `plan`), write. Runs in the SQLite writer's groups or alone on PostgreSQL.
+struct IntakeUnit {
+    intake: Intake,
+    inquiry: Inquiry,
+    meta_json: String,
+    payload: Vec<u8>,
+    queries: Option<ContextQueries>,
+    outcome: Option<Outcome>,
+    reply: Option<oneshot::Sender<Result<Outcome, StoreError>>>,
+}
+
+impl UnitOfWork for IntakeUnit {
+    fn reads(&mut self, backend: Backend) -> Batch {
+        let team = self.intake.team_for(&self.inquiry).map(|t| t.id);
+        let (batch, queries) = context_reads(
+            backend,
+            self.inquiry.channel.as_str(),
+            &self.inquiry.external_id,
+            &self.inquiry.identities,
+            team,
+        );
+        self.queries = Some(queries);
+        batch
+    }
+
+    fn decide(&mut self, rows: BatchRows) -> Result<Batch, StoreError> {
+        let queries = self.queries.ok_or_else(|| StoreError::Corrupt("decide before reads".into()))?;
+        let (inquiry, intake) = (&self.inquiry, &self.intake);
+        let (seen, ctx) = parse_context(&rows, queries, intake.team_for(inquiry))?;
+        if let Some(seen) = seen.filter(|s| !s.failed) {
+            self.outcome = Some(Outcome::Duplicate { lead_id: seen.lead_id });
+            return Ok(Batch::new());
+        }
+        let now = jiff::Timestamp::now();
+        let plan = plan::plan(
+            &inquiry.identities,
+            inquiry.contact_name.is_some(),
+            &ctx,
+            intake.settings.routing.sticky_owner,
+            now,
+            new_id,
+        );
+        if let ContactStep::Merge { into, from, .. } = &plan.contact {
+            tracing::info!(contact_id = %into, merged = from.len(), folded_leads = plan.folded.len(), "contacts merged");
+        }
+        let events = intake.intake_events(inquiry, &plan, &ctx, ms(now));
+        let writes = intake_writes(&IntakeWrite {
+            inquiry,
+            plan: &plan,
+            meta_json: &self.meta_json,
+            payload: &self.payload,
+            events: &events,
+            now: ms(now),
+        });
+        let contact_id = plan.contact.id().to_owned();
+        self.outcome = Some(match plan.lead {
+            LeadStep::Join { lead_id, .. } => Outcome::Joined { lead_id, contact_id },
+            LeadStep::Open { lead_id, owner, .. } => {
+                Outcome::Created { lead_id, contact_id, owner: owner.map(|o| o.rep_id) }
+            }
+        });
+        Ok(writes)
+    }
+
+    fn finish(mut self: Box<Self>, result: Result<(), StoreError>) {
+        let result = result.and_then(|()| self.outcome.take().ok_or_else(|| StoreError::Corrupt("no outcome".into())));
+        if let Some(reply) = self.reply.take() {
+            // The caller may have gone (client disconnected); the work is committed regardless.
+            let _ = reply.send(result);
+        }
+    }
 }

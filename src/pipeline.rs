@@ -102,7 +102,7 @@ impl Intake {
                 let data = json!({"lead": {"id": lead.id}, "from": current.as_str(), "to": to.as_str(), "lost_reason": t.lost_reason});
                 let event =
                     events::lead_event(&self.settings, LEAD_STATUS_CHANGED, &lead.id, Some(&actor.label()), data, now);
-                tx.record_event(&event).await?;
+                tx.record_events(&[event]).await?;
                 freed_capacity = t.closes();
             }
         } else if u.lost_reason.is_some() {
@@ -121,16 +121,15 @@ impl Intake {
                 return Err(PipelineError::Conflict("a closed lead cannot be reassigned; reopen it first".into()));
             }
             if lead.owner.as_ref().map(|o| &o.id) != Some(owner) {
-                if tx.rep_candidate(owner).await?.is_none() {
+                let Some(rep) = tx.rep_candidate(owner).await? else {
                     return Err(PipelineError::Invalid(format!("owner `{owner}` is not a rep")));
-                }
+                };
                 let previous = lead.owner.as_ref().map(|o| o.id.as_str());
-                // An admin's explicit choice may go above the rep's capacity.
-                let name = tx.assign(&lead.id, previous, owner, None, "manual", &[], false, now).await?;
-                let data = json!({"lead": {"id": lead.id, "owner": {"id": owner, "name": name}}, "reason": "manual", "previous_owner": previous});
+                let data = json!({"lead": {"id": lead.id, "owner": {"id": owner, "name": rep.name}}, "reason": "manual", "previous_owner": previous});
                 let event =
                     events::lead_event(&self.settings, LEAD_ASSIGNED, &lead.id, Some(&actor.label()), data, now);
-                tx.record_event(&event).await?;
+                // An admin's explicit choice may go above the rep's capacity.
+                tx.assign(&lead.id, previous, owner, None, "manual", &[], false, &[event], now).await?;
                 freed_capacity |= previous.is_some();
             }
         }
@@ -178,20 +177,13 @@ impl Intake {
             NoteKind::Call => ("outbound", "call"),
             NoteKind::Message => ("outbound", "message"),
         };
-        let id = tx.add_interaction(&lead.id, "api", direction, kind_name, author, None, None, text, "[]", now).await?;
+        let mut events = Vec::new();
         if direction == "outbound" {
             tx.mark_first_response(&lead.id, now).await?;
             let data = json!({"lead": {"id": lead.id}, "message": {"channel": "api", "direction": direction, "kind": kind_name, "text": text}});
-            tx.record_event(&events::lead_event(
-                &self.settings,
-                LEAD_MESSAGE,
-                &lead.id,
-                Some(&actor.label()),
-                data,
-                now,
-            ))
-            .await?;
+            events.push(events::lead_event(&self.settings, LEAD_MESSAGE, &lead.id, Some(&actor.label()), data, now));
         }
+        let id = tx.add_interaction(&lead.id, "api", direction, kind_name, author, text, &events, now).await?;
         tx.commit().await?;
         self.outbox_wakeup.notify_one();
         Ok(id)

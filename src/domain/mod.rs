@@ -5,6 +5,7 @@ pub mod dedup;
 pub mod identity;
 pub mod inquiry;
 pub mod lead;
+pub mod plan;
 pub mod routing;
 pub mod working_hours;
 

@@ -119,6 +119,7 @@ pub struct Schedule {
 #[derive(Debug, Clone)]
 pub struct Candidate {
     pub rep_id: String,
+    pub name: String,
     pub active: bool,
     pub out_of_office_until: Option<Timestamp>,
     /// Maximum open leads; `None` = unlimited.
@@ -198,6 +199,7 @@ mod tests {
     fn rep(id: &str) -> Candidate {
         Candidate {
             rep_id: id.into(),
+            name: id.to_uppercase(),
             active: true,
             out_of_office_until: None,
             capacity: None,

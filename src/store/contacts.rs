@@ -1,8 +1,10 @@
 //! Contacts: merging duplicates, reading, erasing personal data.
 
-use super::intake::release_rep;
+use super::batch::Batch;
+use super::intake::push_merge;
 use super::rows::{Col, IdentityRow, Sql};
-use super::{Result, Store, StoreError, Tx, new_id};
+use super::{Result, Store, StoreError, Tx};
+use crate::domain::plan::{OpenLead, fold_open_leads};
 
 #[derive(Debug, Clone, Default)]
 pub struct MergeOutcome {
@@ -28,9 +30,9 @@ pub struct ContactDetail {
 }
 
 impl Tx {
-    /// Merges `from` into `into`: identities and leads move over, and if both sides have an
-    /// open lead the younger one is folded into the older (its messages move, it closes as a
-    /// duplicate), keeping "one open lead per person".
+    /// Merges `from` into `into` (manual merge): identities and leads move over, and if both
+    /// sides have an open lead the younger one folds into the older (its messages move, it
+    /// closes as a duplicate), keeping "one open lead per person".
     pub async fn merge_contacts(
         &mut self,
         into: &str,
@@ -40,82 +42,46 @@ impl Tx {
     ) -> Result<MergeOutcome> {
         let mut all: Vec<&str> = from.iter().map(String::as_str).chain(std::iter::once(into)).collect();
         all.sort_unstable();
+        let mut b = Batch::new();
+        let mut locks = Vec::new();
         for id in &all {
             // Same lock order in every transaction: no deadlocks between merges.
-            let mut q = Sql::new("SELECT id FROM contacts WHERE merged_into IS NULL AND id = ");
-            q.bind((*id).to_owned()).push(self.backend.for_update());
-            if q.build().fetch_optional(&mut *self.tx).await?.is_none() {
-                return Err(StoreError::Retry);
-            }
+            locks.push(b.query(
+                format!("SELECT id FROM contacts WHERE merged_into IS NULL AND id = $1{}", self.backend.for_update()),
+                vec![(*id).into()],
+            ));
         }
-        let mut outcome = MergeOutcome::default();
-        for other in from {
-            let open: Vec<(String, i64, Option<String>)> = {
-                let rows = sqlx::query(
-                    "SELECT id, created_at, owner_id FROM leads WHERE closed_at IS NULL AND (contact_id = $1 OR contact_id = $2) \
-                     ORDER BY created_at, id",
-                )
-                .bind(into)
-                .bind(other.clone())
-                .fetch_all(&mut *self.tx)
-                .await?;
-                rows.iter()
-                    .map(|r| Ok((r.col("id")?, r.col("created_at")?, r.col("owner_id")?)))
-                    .collect::<Result<_>>()?
-            };
-            if let [(keep, _, _), rest @ ..] = open.as_slice() {
-                for (dup, _, owner) in rest {
-                    sqlx::query("UPDATE interactions SET lead_id = $1 WHERE lead_id = $2")
-                        .bind(keep.clone())
-                        .bind(dup.clone())
-                        .execute(&mut *self.tx)
-                        .await?;
-                    sqlx::query(
-                        "UPDATE leads SET status = 'lost', lost_reason = 'duplicate', merged_into = $1, closed_at = $2, \
-                         updated_at = $2 WHERE id = $3",
-                    )
-                    .bind(keep.clone())
-                    .bind(now)
-                    .bind(dup.clone())
-                    .execute(&mut *self.tx)
-                    .await?;
-                    if let Some(owner) = owner {
-                        release_rep(self, owner).await?;
-                    }
-                    outcome.folded_leads.push(dup.clone());
-                }
-            }
-            for table in [
-                "UPDATE identities SET contact_id = $1 WHERE contact_id = $2",
-                "UPDATE leads SET contact_id = $1 WHERE contact_id = $2",
-            ] {
-                sqlx::query(table).bind(into).bind(other.clone()).execute(&mut *self.tx).await?;
-            }
-            sqlx::query(
-                "UPDATE contacts SET name = COALESCE(name, (SELECT name FROM contacts WHERE id = $2)), updated_at = $3 \
-                 WHERE id = $1",
-            )
-            .bind(into)
-            .bind(other.clone())
-            .bind(now)
-            .execute(&mut *self.tx)
-            .await?;
-            sqlx::query("UPDATE contacts SET merged_into = $1, updated_at = $2 WHERE id = $3")
-                .bind(into)
-                .bind(now)
-                .bind(other.clone())
-                .execute(&mut *self.tx)
-                .await?;
-            sqlx::query("INSERT INTO contact_merges (id, into_id, from_id, reason, at) VALUES ($1, $2, $3, $4, $5)")
-                .bind(new_id())
-                .bind(into)
-                .bind(other.clone())
-                .bind(reason.to_owned())
-                .bind(now)
-                .execute(&mut *self.tx)
-                .await?;
+        let mut filter = String::new();
+        let mut args = Vec::new();
+        for (n, id) in all.iter().enumerate() {
+            filter.push_str(&format!("{}${}", if n > 0 { ", " } else { "" }, n + 1));
+            args.push((*id).into());
         }
-        Ok(outcome)
+        let open = b.query(
+            format!("SELECT id, contact_id, owner_id, created_at FROM leads WHERE closed_at IS NULL AND contact_id IN ({filter})"),
+            args,
+        );
+        let rows = self.run(b).await?;
+        if locks.iter().any(|q| rows.of(*q).is_empty()) {
+            return Err(StoreError::Conflict("one of the contacts no longer exists or was merged".into()));
+        }
+        let open_leads = rows
+            .of(open)
+            .iter()
+            .map(|r| {
+                Ok(OpenLead {
+                    id: r.col("id")?,
+                    contact_id: r.col("contact_id")?,
+                    owner_id: r.col("owner_id")?,
+                    created_at: r.col("created_at")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let (keep, folded) = fold_open_leads(&open_leads);
+        let mut b = Batch::new();
+        push_merge(&mut b, into, from, keep.as_ref().map(|l| l.id.as_str()), &folded, reason, now);
+        self.run(b).await?;
+        Ok(MergeOutcome { folded_leads: folded.into_iter().map(|(id, _)| id).collect() })
     }
 
     /// Removes personal data: name, identities, message texts and raw payloads. Leads stay
@@ -149,6 +115,25 @@ impl Tx {
 }
 
 impl Store {
+    /// Inserts `n` synthetic contacts with one email each (`seed<i>@example.org`), in one
+    /// transaction: the "intake with a million contacts" benchmark starts from them.
+    pub async fn seed_contacts(&self, n: i64) -> Result<()> {
+        const SEQ: &str = "WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < $1)";
+        let mut tx = self.begin().await?;
+        for sql in [
+            format!(
+                "INSERT INTO contacts (id, name, created_at, updated_at) {SEQ} SELECT 'seed-' || n, 'Seeded', 0, 0 FROM seq"
+            ),
+            format!(
+                "INSERT INTO identities (kind, value, contact_id, created_at) {SEQ} \
+                 SELECT 'email', 'seed' || n || '@example.org', 'seed-' || n, 0 FROM seq"
+            ),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(n).execute(&mut *tx.tx).await?;
+        }
+        tx.commit().await
+    }
+
     pub async fn contact(&self, id: &str) -> Result<Option<ContactDetail>> {
         let row = sqlx::query("SELECT id, name, merged_into, created_at, updated_at FROM contacts WHERE id = $1")
             .bind(id)

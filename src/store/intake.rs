@@ -1,24 +1,17 @@
-//! The storage steps of intake, all inside one `Tx`: contacts and identities, the open lead,
-//! routing state, assignments, interactions, events and outbox rows.
+//! The storage side of intake: read everything a decision needs in one round trip, then write
+//! the decided plan in one round trip. The same statement builders serve the slower paths
+//! (draining the waiting queue, manual changes), so each piece of SQL exists once.
 
 use jiff::tz::TimeZone;
 
-use crate::domain::dedup::Match;
-use crate::domain::routing::{Candidate, Schedule};
+use crate::domain::plan::{ContactStep, Context, KnownIdentity, LeadStep, OpenLead, Plan, TeamContext};
+use crate::domain::routing::{Candidate, Schedule, Strategy};
 use crate::domain::working_hours::WorkingHours;
 use crate::domain::{Identity, Inquiry};
 
-use super::rows::{Col, Sql};
-use super::{Result, StoreError, Tx, from_ms, new_id};
-
-/// A new lead's columns, taken from the inquiry that opens it.
-pub struct LeadDraft<'a> {
-    pub id: &'a str,
-    pub contact_id: &'a str,
-    pub inquiry: &'a Inquiry,
-    pub team_id: Option<&'a str>,
-    pub now: i64,
-}
+use super::batch::{Arg, Batch, BatchRows};
+use super::rows::Col;
+use super::{Backend, Result, StoreError, Tx, from_ms, new_id};
 
 /// An event on a lead and the outbox messages it fans out to.
 #[derive(Debug, Clone)]
@@ -33,21 +26,33 @@ pub struct NewEvent {
     pub deliveries: Vec<(&'static str, String)>,
 }
 
-/// The team a lead is routed in and the sequence number this routing took.
-#[derive(Debug, Clone)]
-pub struct RouteTarget {
-    pub team_id: String,
-    pub seq: i64,
+/// An inbound item seen before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenItem {
+    pub lead_id: Option<String>,
+    /// A failed item is processed again (that is how replay works).
+    pub failed: bool,
 }
 
-/// An open lead as intake needs it.
-#[derive(Debug, Clone)]
-pub struct OpenLead {
-    pub id: String,
-    pub owner_id: Option<String>,
+/// The team an inquiry is routed in, as configured.
+#[derive(Debug, Clone, Copy)]
+pub struct TeamRef<'a> {
+    pub id: &'a str,
+    pub strategy: Strategy,
+    pub after_hours: bool,
 }
 
-const CANDIDATE_COLUMNS: &str = "r.id, r.active, r.out_of_office_until, r.capacity, r.open_leads, r.weight, \
+/// What `apply_intake` writes besides the plan.
+pub struct IntakeWrite<'a> {
+    pub inquiry: &'a Inquiry,
+    pub plan: &'a Plan,
+    pub meta_json: &'a str,
+    pub payload: &'a [u8],
+    pub events: &'a [NewEvent],
+    pub now: i64,
+}
+
+const CANDIDATE_COLUMNS: &str = "r.id, r.name, r.active, r.out_of_office_until, r.capacity, r.open_leads, r.weight, \
      r.timezone, r.working_hours";
 
 fn candidate_from_row(row: &sqlx::any::AnyRow, with_state: bool) -> Result<Candidate> {
@@ -68,6 +73,7 @@ fn candidate_from_row(row: &sqlx::any::AnyRow, with_state: bool) -> Result<Candi
     let weight: i64 = row.col("weight")?;
     Ok(Candidate {
         rep_id: row.col("id")?,
+        name: row.col("name")?,
         active: active != 0,
         out_of_office_until: row.col::<Option<i64>>("out_of_office_until")?.map(from_ms),
         capacity: capacity.map(|c| u32::try_from(c).unwrap_or(0)),
@@ -79,127 +85,508 @@ fn candidate_from_row(row: &sqlx::any::AnyRow, with_state: bool) -> Result<Candi
     })
 }
 
-impl Tx {
-    /// Contacts that own any of `identities`.
-    pub async fn contacts_matching(&mut self, identities: &[Identity]) -> Result<Vec<Match>> {
-        if identities.is_empty() {
-            return Ok(Vec::new());
+/// `(kind = $a AND value = $b) OR …` for the identities, with their arguments.
+fn identity_filter(alias: &str, identities: &[Identity]) -> (String, Vec<Arg>) {
+    let mut sql = String::new();
+    let mut args = Vec::new();
+    for (n, identity) in identities.iter().enumerate() {
+        if n > 0 {
+            sql.push_str(" OR ");
         }
-        let mut q = Sql::new(
-            "SELECT DISTINCT c.id, c.created_at FROM identities i JOIN contacts c ON c.id = i.contact_id WHERE ",
+        sql.push_str(&format!("({alias}.kind = ${} AND {alias}.value = ${})", args.len() + 1, args.len() + 2));
+        args.push(Arg::from(identity.kind().as_str()));
+        args.push(Arg::from(identity.value()));
+    }
+    (sql, args)
+}
+
+/// The query for a team's routing state. On PostgreSQL the team's member rows are locked
+/// first (routing in one team is serialised), so the state read after the lock is fresh.
+fn team_queries(b: &mut Batch, backend: Backend, team: &str) -> usize {
+    if backend == Backend::Postgres {
+        b.query("SELECT rep_id FROM team_members WHERE team_id = $1 ORDER BY rep_id FOR UPDATE", vec![Arg::from(team)]);
+    }
+    b.query(
+        format!(
+            "SELECT {CANDIDATE_COLUMNS}, m.last_assigned_seq, m.wrr_current FROM team_members m \
+             JOIN reps r ON r.id = m.rep_id WHERE m.team_id = $1"
+        ),
+        vec![Arg::from(team)],
+    )
+}
+
+/// The team's candidates in a stable order (ties in routing go to the same rep on every
+/// instance), and its assignment sequence: the highest any member got.
+fn team_context(team: TeamRef<'_>, member_rows: &[sqlx::any::AnyRow]) -> Result<TeamContext> {
+    let mut candidates = member_rows.iter().map(|r| candidate_from_row(r, true)).collect::<Result<Vec<_>>>()?;
+    candidates.sort_by(|a, b| a.rep_id.cmp(&b.rep_id));
+    let seq = candidates.iter().map(|c| c.last_assigned_seq).max().unwrap_or(0);
+    Ok(TeamContext { id: team.id.to_owned(), strategy: team.strategy, after_hours: team.after_hours, seq, candidates })
+}
+
+/// Statements: one message on a lead's timeline, and (`touch_lead`) the lead marked active.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn push_interaction(
+    b: &mut Batch,
+    id: &str,
+    lead_id: &str,
+    channel: &str,
+    direction: &str,
+    kind: &str,
+    author_id: Option<&str>,
+    external_id: Option<&str>,
+    subject: Option<&str>,
+    text: &str,
+    attachments_json: &str,
+    at: i64,
+    touch_lead: bool,
+) {
+    b.exec(
+        "INSERT INTO interactions (id, lead_id, channel, direction, kind, author_id, external_id, subject, text, \
+         attachments, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        vec![
+            id.into(),
+            lead_id.into(),
+            channel.into(),
+            direction.into(),
+            kind.into(),
+            author_id.into(),
+            external_id.into(),
+            subject.into(),
+            text.into(),
+            attachments_json.into(),
+            at.into(),
+        ],
+    );
+    if touch_lead {
+        b.exec(
+            "UPDATE leads SET last_activity_at = $1, updated_at = $1 WHERE id = $2",
+            vec![at.into(), lead_id.into()],
         );
-        for (n, identity) in identities.iter().enumerate() {
-            q.push(if n == 0 { "(i.kind = " } else { " OR (i.kind = " });
-            q.bind(identity.kind().as_str().to_owned()).push(" AND i.value = ").bind(identity.value().to_owned());
-            q.push(")");
+    }
+}
+
+/// Statements: events and their outbox messages, committed with the change that caused them
+/// (one multi-row insert each).
+pub(super) fn push_events(b: &mut Batch, events: &[NewEvent]) {
+    if events.is_empty() {
+        return;
+    }
+    let mut sql = String::from("INSERT INTO events (id, lead_id, type, actor, data, at) VALUES ");
+    let mut args: Vec<Arg> = Vec::new();
+    let mut outbox_sql = String::from(
+        "INSERT INTO outbox (id, kind, target, event_id, event_type, lead_id, payload, status, next_attempt_at, created_at) VALUES ",
+    );
+    let mut outbox_args: Vec<Arg> = Vec::new();
+    for (n, e) in events.iter().enumerate() {
+        let data = e.data.to_string();
+        sql.push_str(&format!("{}({})", if n > 0 { ", " } else { "" }, placeholders(args.len(), 6)));
+        args.extend([
+            e.id.as_str().into(),
+            e.lead_id.clone().into(),
+            e.event_type.into(),
+            e.actor.clone().into(),
+            data.as_str().into(),
+            e.at.into(),
+        ]);
+        for (kind, target) in &e.deliveries {
+            let k = outbox_args.len();
+            let sep = if k > 0 { ", " } else { "" };
+            outbox_sql.push_str(&format!("{sep}({}, 'pending', ${}, ${})", placeholders(k, 7), k + 8, k + 8));
+            outbox_args.extend([
+                new_id().into(),
+                (*kind).into(),
+                target.into(),
+                e.id.as_str().into(),
+                e.event_type.into(),
+                e.lead_id.clone().into(),
+                data.as_str().into(),
+                e.at.into(),
+            ]);
         }
-        let rows = q.build().fetch_all(&mut *self.tx).await?;
-        rows.iter().map(|r| Ok(Match { contact_id: r.col("id")?, created_at_ms: r.col("created_at")? })).collect()
     }
-
-    pub async fn create_contact(&mut self, name: Option<&str>, now: i64) -> Result<String> {
-        let id = new_id();
-        sqlx::query("INSERT INTO contacts (id, name, created_at, updated_at) VALUES ($1, $2, $3, $3)")
-            .bind(&id)
-            .bind(name.map(str::to_owned))
-            .bind(now)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(id)
+    b.exec(sql, args);
+    if !outbox_args.is_empty() {
+        outbox_sql.push_str(" ON CONFLICT (kind, target, event_id) DO NOTHING");
+        b.exec(outbox_sql, outbox_args);
     }
+}
 
-    /// Locks the contact for this transaction (PostgreSQL), so two inquiries from one person
-    /// cannot both open a lead, and fills in a name the contact did not have yet.
-    pub async fn lock_contact(&mut self, contact_id: &str, name: Option<&str>, now: i64) -> Result<()> {
-        let mut q = Sql::new("SELECT name FROM contacts WHERE id = ");
-        q.bind(contact_id.to_owned()).push(self.backend.for_update());
-        let row = q.build().fetch_optional(&mut *self.tx).await?.ok_or(StoreError::NotFound("contact"))?;
-        let current: Option<String> = row.col("name")?;
-        if current.is_none() && name.is_some() {
-            sqlx::query("UPDATE contacts SET name = $1, updated_at = $2 WHERE id = $3")
-                .bind(name.map(str::to_owned))
-                .bind(now)
-                .bind(contact_id)
-                .execute(&mut *self.tx)
-                .await?;
+/// `$k+1, …, $k+width`: the placeholders of one row of a multi-row `VALUES`.
+fn placeholders(k: usize, width: usize) -> String {
+    (1..=width).map(|i| format!("${}", k + i)).collect::<Vec<_>>().join(", ")
+}
+
+/// Statements: `rep_id` owns the lead (`update_lead: false` when the lead row is written
+/// with its owner already). The capacity guard makes a concurrent filler on another instance
+/// (PostgreSQL) retry instead of overfilling the rep.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn push_assignment(
+    b: &mut Batch,
+    lead_id: &str,
+    previous_owner: Option<&str>,
+    rep_id: &str,
+    route: Option<(&str, i64)>,
+    reason: &str,
+    wrr_updates: &[(String, i64)],
+    enforce_capacity: bool,
+    update_lead: bool,
+    now: i64,
+) {
+    let sql = if enforce_capacity {
+        "UPDATE reps SET open_leads = open_leads + 1 WHERE id = $1 AND (capacity IS NULL OR open_leads < capacity)"
+    } else {
+        "UPDATE reps SET open_leads = open_leads + 1 WHERE id = $1"
+    };
+    b.exec_expect(sql, vec![rep_id.into()], 1);
+    if let Some(prev) = previous_owner {
+        push_release(b, prev);
+    }
+    if let Some((team, seq)) = route {
+        b.exec(
+            "UPDATE team_members SET last_assigned_seq = $1 WHERE team_id = $2 AND rep_id = $3",
+            vec![seq.into(), team.into(), rep_id.into()],
+        );
+        for (rep, current) in wrr_updates {
+            b.exec(
+                "UPDATE team_members SET wrr_current = $1 WHERE team_id = $2 AND rep_id = $3",
+                vec![(*current).into(), team.into(), rep.into()],
+            );
         }
-        Ok(())
     }
+    if update_lead {
+        b.exec(
+            "UPDATE leads SET owner_id = $1, assigned_at = $2, accepted_at = NULL, updated_at = $2, \
+             team_id = COALESCE($3, team_id) WHERE id = $4",
+            vec![rep_id.into(), now.into(), route.map(|(t, _)| t.to_owned()).into(), lead_id.into()],
+        );
+    }
+    b.exec(
+        "INSERT INTO assignments (id, lead_id, rep_id, team_id, reason, at) VALUES ($1, $2, $3, $4, $5, $6)",
+        vec![
+            new_id().into(),
+            lead_id.into(),
+            rep_id.into(),
+            route.map(|(t, _)| t.to_owned()).into(),
+            reason.into(),
+            now.into(),
+        ],
+    );
+}
 
-    /// Gives the contact every identity it does not have yet. An identity that another
-    /// transaction just gave to someone else makes this whole unit of work retry.
-    pub async fn attach_identities(&mut self, contact_id: &str, identities: &[Identity], now: i64) -> Result<()> {
-        for identity in identities {
-            let owner: Option<String> = sqlx::query_scalar(
-                "INSERT INTO identities (kind, value, contact_id, created_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (kind, value) DO UPDATE SET kind = identities.kind RETURNING contact_id",
-            )
-            .bind(identity.kind().as_str())
-            .bind(identity.value().to_owned())
-            .bind(contact_id)
-            .bind(now)
-            .fetch_optional(&mut *self.tx)
-            .await?;
-            if owner.as_deref() != Some(contact_id) {
-                return Err(StoreError::Retry);
+/// Statement: one open lead fewer for `rep_id`.
+pub(super) fn push_release(b: &mut Batch, rep_id: &str) {
+    b.exec("UPDATE reps SET open_leads = open_leads - 1 WHERE id = $1 AND open_leads > 0", vec![rep_id.into()]);
+}
+
+/// Statements: `from` contacts become part of `into`. Folded open leads close as duplicates
+/// first (their messages move to `keep`), so "one open lead per person" holds throughout.
+pub(super) fn push_merge(
+    b: &mut Batch,
+    into: &str,
+    from: &[String],
+    keep: Option<&str>,
+    folded: &[(String, Option<String>)],
+    reason: &str,
+    now: i64,
+) {
+    if let Some(keep) = keep {
+        for (dup, owner) in folded {
+            b.exec("UPDATE interactions SET lead_id = $1 WHERE lead_id = $2", vec![keep.into(), dup.into()]);
+            b.exec(
+                "UPDATE leads SET status = 'lost', lost_reason = 'duplicate', merged_into = $1, closed_at = $2, \
+                 updated_at = $2 WHERE id = $3",
+                vec![keep.into(), now.into(), dup.into()],
+            );
+            if let Some(owner) = owner {
+                push_release(b, owner);
             }
         }
-        Ok(())
     }
-
-    pub async fn open_lead(&mut self, contact_id: &str) -> Result<Option<OpenLead>> {
-        let row = sqlx::query("SELECT id, owner_id FROM leads WHERE contact_id = $1 AND closed_at IS NULL")
-            .bind(contact_id)
-            .fetch_optional(&mut *self.tx)
-            .await?;
-        row.map(|r| Ok(OpenLead { id: r.col("id")?, owner_id: r.col("owner_id")? })).transpose()
+    for other in from {
+        b.exec("UPDATE identities SET contact_id = $1 WHERE contact_id = $2", vec![into.into(), other.into()]);
+        b.exec("UPDATE leads SET contact_id = $1 WHERE contact_id = $2", vec![into.into(), other.into()]);
+        b.exec(
+            "UPDATE contacts SET name = COALESCE(name, (SELECT name FROM contacts WHERE id = $2)), updated_at = $3 WHERE id = $1",
+            vec![into.into(), other.into(), now.into()],
+        );
+        b.exec(
+            "UPDATE contacts SET merged_into = $1, updated_at = $2 WHERE id = $3",
+            vec![into.into(), now.into(), other.into()],
+        );
+        b.exec(
+            "INSERT INTO contact_merges (id, into_id, from_id, reason, at) VALUES ($1, $2, $3, $4, $5)",
+            vec![new_id().into(), into.into(), other.into(), reason.into(), now.into()],
+        );
     }
+}
 
-    /// The owner of the contact's most recent lead, for sticky routing.
-    pub async fn previous_owner(&mut self, contact_id: &str) -> Result<Option<String>> {
-        let owner: Option<Option<String>> = sqlx::query_scalar(
-            "SELECT owner_id FROM leads WHERE contact_id = $1 AND owner_id IS NOT NULL \
-             ORDER BY created_at DESC LIMIT 1",
-        )
-        .bind(contact_id)
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        Ok(owner.flatten())
+fn push_identities(b: &mut Batch, contact_id: &str, identities: &[Identity], now: i64) {
+    if identities.is_empty() {
+        return;
     }
+    let mut sql = String::from("INSERT INTO identities (kind, value, contact_id, created_at) VALUES ");
+    let mut args = Vec::new();
+    for (n, identity) in identities.iter().enumerate() {
+        sql.push_str(&format!("{}({})", if n > 0 { ", " } else { "" }, placeholders(args.len(), 4)));
+        args.extend([identity.kind().as_str().into(), identity.value().into(), contact_id.into(), now.into()]);
+    }
+    // Another writer giving one of them to someone else (PostgreSQL) makes this retry.
+    sql.push_str(" ON CONFLICT (kind, value) DO NOTHING");
+    b.exec_expect(sql, args, identities.len() as u64);
+}
 
-    pub async fn insert_lead(&mut self, d: &LeadDraft<'_>) -> Result<()> {
-        let i = d.inquiry;
+/// Where each part of the intake context is in the read batch.
+#[derive(Debug, Clone, Copy)]
+pub struct ContextQueries {
+    seen: usize,
+    known: Option<(usize, usize, usize)>,
+    team: Option<usize>,
+}
+
+/// The reads intake decides on: whether the item was seen, who owns its identities, their
+/// open leads and previous owner, and the team's routing state. On PostgreSQL the matched
+/// contacts and the team are locked until commit.
+pub fn context_reads(
+    backend: Backend,
+    channel: &str,
+    external_id: &str,
+    identities: &[Identity],
+    team: Option<&str>,
+) -> (Batch, ContextQueries) {
+    let mut b = Batch::new();
+    let seen = b.query(
+        "SELECT status, lead_id FROM inbound_items WHERE channel = $1 AND external_id = $2",
+        vec![channel.into(), external_id.into()],
+    );
+    let known = (!identities.is_empty()).then(|| {
+        let (filter, args) = identity_filter("i", identities);
+        let lock = if backend == Backend::Postgres { " ORDER BY c.id FOR UPDATE OF c" } else { "" };
+        let known = b.query(
+            format!(
+                "SELECT i.kind, i.value, c.id AS contact_id, c.created_at, c.name FROM identities i \
+                 JOIN contacts c ON c.id = i.contact_id WHERE {filter}{lock}"
+            ),
+            args.clone(),
+        );
+        let open = b.query(
+            format!(
+                "SELECT l.id, l.contact_id, l.owner_id, l.created_at FROM leads l WHERE l.closed_at IS NULL \
+                 AND l.contact_id IN (SELECT i.contact_id FROM identities i WHERE {filter})"
+            ),
+            args.clone(),
+        );
+        let previous = b.query(
+            format!(
+                "SELECT {CANDIDATE_COLUMNS} FROM reps r WHERE r.id = (SELECT l.owner_id FROM leads l \
+                 WHERE l.owner_id IS NOT NULL AND l.contact_id IN (SELECT i.contact_id FROM identities i WHERE {filter}) \
+                 ORDER BY l.created_at DESC LIMIT 1)"
+            ),
+            args,
+        );
+        (known, open, previous)
+    });
+    let team = team.map(|t| team_queries(&mut b, backend, t));
+    (b, ContextQueries { seen, known, team })
+}
+
+/// Reads the rows of `context_reads`.
+pub fn parse_context(
+    rows: &BatchRows,
+    q: ContextQueries,
+    team: Option<TeamRef<'_>>,
+) -> Result<(Option<SeenItem>, Context)> {
+    let seen = match rows.of(q.seen).first() {
+        Some(r) => {
+            let status: String = r.col("status")?;
+            Some(SeenItem { lead_id: r.col("lead_id")?, failed: status == "failed" })
+        }
+        None => None,
+    };
+    let mut ctx = Context::default();
+    if let Some((known, open, previous)) = q.known {
+        for r in rows.of(known) {
+            let kind: String = r.col("kind")?;
+            let name: Option<String> = r.col("name")?;
+            ctx.known.push(KnownIdentity {
+                kind: kind.parse().map_err(|e: crate::domain::IdentityError| StoreError::Corrupt(e.to_string()))?,
+                value: r.col("value")?,
+                contact_id: r.col("contact_id")?,
+                contact_created_at: r.col("created_at")?,
+                contact_has_name: name.is_some(),
+            });
+        }
+        for r in rows.of(open) {
+            ctx.open_leads.push(OpenLead {
+                id: r.col("id")?,
+                contact_id: r.col("contact_id")?,
+                owner_id: r.col("owner_id")?,
+                created_at: r.col("created_at")?,
+            });
+        }
+        ctx.previous_owner = rows.of(previous).first().map(|r| candidate_from_row(r, false)).transpose()?;
+    }
+    if let (Some(team), Some(members)) = (team, q.team) {
+        ctx.team = Some(team_context(team, rows.of(members))?);
+    }
+    Ok((seen, ctx))
+}
+
+/// The writes of an intake plan.
+pub fn intake_writes(w: &IntakeWrite<'_>) -> Batch {
+    let (i, plan, now) = (w.inquiry, w.plan, w.now);
+    let lead_id = match &plan.lead {
+        LeadStep::Join { lead_id, .. } | LeadStep::Open { lead_id, .. } => lead_id.as_str(),
+    };
+    let mut b = Batch::new();
+    // Claims the idempotency key; a failed item's key is claimed again (replay).
+    b.exec_expect(
+        "INSERT INTO inbound_items (id, channel, external_id, meta, payload, status, lead_id, received_at, processed_at) \
+         VALUES ($1, $2, $3, $4, $5, 'processed', $6, $7, $7) \
+         ON CONFLICT (channel, external_id) DO UPDATE SET status = 'processed', lead_id = $6, reason = NULL, \
+         processed_at = $7 WHERE inbound_items.status = 'failed'",
+        vec![
+            new_id().into(),
+            i.channel.as_str().into(),
+            i.external_id.as_str().into(),
+            w.meta_json.into(),
+            w.payload.to_vec().into(),
+            lead_id.into(),
+            now.into(),
+        ],
+        1,
+    );
+    let contact_id = plan.contact.id();
+    let fill_name = match &plan.contact {
+        ContactStep::Create { id } => {
+            b.exec(
+                "INSERT INTO contacts (id, name, created_at, updated_at) VALUES ($1, $2, $3, $3)",
+                vec![id.into(), i.contact_name.clone().into(), now.into()],
+            );
+            false
+        }
+        ContactStep::Use { fill_name, .. } => *fill_name,
+        ContactStep::Merge { into, from, fill_name } => {
+            let keep = match &plan.lead {
+                LeadStep::Join { lead_id, .. } => Some(lead_id.as_str()),
+                LeadStep::Open { .. } => None,
+            };
+            push_merge(&mut b, into, from, keep, &plan.folded, "shared identity", now);
+            *fill_name
+        }
+    };
+    if fill_name {
+        b.exec(
+            "UPDATE contacts SET name = COALESCE(name, $1), updated_at = $2 WHERE id = $3",
+            vec![i.contact_name.clone().into(), now.into(), contact_id.into()],
+        );
+    }
+    push_identities(&mut b, contact_id, &plan.new_identities, now);
+
+    if let LeadStep::Open { team, owner, .. } = &plan.lead {
         let s = &i.source;
-        let custom = serde_json::Value::Object(i.custom_fields.clone()).to_string();
-        sqlx::query(
+        b.exec(
             "INSERT INTO leads (id, contact_id, channel, source_form, source_mailbox, source_bot, utm_source, \
              utm_medium, utm_campaign, utm_term, utm_content, referrer, language, country, status, team_id, \
-             last_activity_at, custom_fields, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'new', $15, $16, $17, $16, $16)",
-        )
-        .bind(d.id)
-        .bind(d.contact_id)
-        .bind(i.channel.as_str())
-        .bind(s.form.clone())
-        .bind(s.mailbox.clone())
-        .bind(s.bot.clone())
-        .bind(s.utm_source.clone())
-        .bind(s.utm_medium.clone())
-        .bind(s.utm_campaign.clone())
-        .bind(s.utm_term.clone())
-        .bind(s.utm_content.clone())
-        .bind(s.referrer.clone())
-        .bind(i.language.clone())
-        .bind(i.country.clone())
-        .bind(d.team_id.map(str::to_owned))
-        .bind(d.now)
-        .bind(custom)
-        .execute(&mut *self.tx)
-        .await?;
+             owner_id, assigned_at, last_activity_at, custom_fields, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'new', $15, $16, $17, $18, $19, $18, $18)",
+            vec![
+                lead_id.into(),
+                contact_id.into(),
+                i.channel.as_str().into(),
+                s.form.clone().into(),
+                s.mailbox.clone().into(),
+                s.bot.clone().into(),
+                s.utm_source.clone().into(),
+                s.utm_medium.clone().into(),
+                s.utm_campaign.clone().into(),
+                s.utm_term.clone().into(),
+                s.utm_content.clone().into(),
+                s.referrer.clone().into(),
+                i.language.clone().into(),
+                i.country.clone().into(),
+                team.as_ref().map(|(t, _)| t.clone()).into(),
+                owner.as_ref().map(|o| o.rep_id.clone()).into(),
+                owner.as_ref().map(|_| now).into(),
+                now.into(),
+                serde_json::Value::Object(i.custom_fields.clone()).to_string().into(),
+            ],
+        );
+        if let Some(o) = owner {
+            let route = team.as_ref().map(|(t, seq)| (t.as_str(), *seq));
+            push_assignment(&mut b, lead_id, None, &o.rep_id, route, o.reason, &o.wrr_updates, true, false, now);
+        }
+    }
+    let attachments = serde_json::to_string(&i.message.attachments).unwrap_or_else(|_| "[]".into());
+    push_interaction(
+        &mut b,
+        &new_id(),
+        lead_id,
+        i.channel.as_str(),
+        "inbound",
+        "message",
+        None,
+        Some(&i.external_id),
+        i.message.subject.as_deref(),
+        &i.message.text,
+        &attachments,
+        now,
+        matches!(plan.lead, LeadStep::Join { .. }),
+    );
+    push_events(&mut b, w.events);
+    b
+}
+
+impl Tx {
+    /// The team's routing state, locked until commit on PostgreSQL.
+    pub async fn team_context(&mut self, team: TeamRef<'_>) -> Result<TeamContext> {
+        let mut b = Batch::new();
+        let members = team_queries(&mut b, self.backend, team.id);
+        let rows = self.run(b).await?;
+        team_context(team, rows.of(members))
+    }
+
+    /// One rep as a routing candidate (manual assignment).
+    pub async fn rep_candidate(&mut self, rep_id: &str) -> Result<Option<Candidate>> {
+        let mut b = Batch::new();
+        let q = b.query(format!("SELECT {CANDIDATE_COLUMNS} FROM reps r WHERE r.id = $1"), vec![rep_id.into()]);
+        let rows = self.run(b).await?;
+        rows.of(q).first().map(|r| candidate_from_row(r, false)).transpose()
+    }
+
+    /// Makes `rep_id` the owner (see `push_assignment`), with the events to record.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn assign(
+        &mut self,
+        lead_id: &str,
+        previous_owner: Option<&str>,
+        rep_id: &str,
+        route: Option<(&str, i64)>,
+        reason: &str,
+        wrr_updates: &[(String, i64)],
+        enforce_capacity: bool,
+        events: &[NewEvent],
+        now: i64,
+    ) -> Result<()> {
+        let mut b = Batch::new();
+        push_assignment(
+            &mut b,
+            lead_id,
+            previous_owner,
+            rep_id,
+            route,
+            reason,
+            wrr_updates,
+            enforce_capacity,
+            true,
+            now,
+        );
+        push_events(&mut b, events);
+        self.run(b).await?;
         Ok(())
     }
 
-    /// Adds one message or note to a lead's timeline and marks the lead active.
+    /// Adds one message or note to a lead's timeline, with its events.
     #[allow(clippy::too_many_arguments)]
     pub async fn add_interaction(
         &mut self,
@@ -208,185 +595,49 @@ impl Tx {
         direction: &str,
         kind: &str,
         author_id: Option<&str>,
-        external_id: Option<&str>,
-        subject: Option<&str>,
         text: &str,
-        attachments_json: &str,
+        events: &[NewEvent],
         at: i64,
     ) -> Result<String> {
         let id = new_id();
-        sqlx::query(
-            "INSERT INTO interactions (id, lead_id, channel, direction, kind, author_id, external_id, subject, text, \
-             attachments, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(&id)
-        .bind(lead_id)
-        .bind(channel)
-        .bind(direction)
-        .bind(kind)
-        .bind(author_id.map(str::to_owned))
-        .bind(external_id.map(str::to_owned))
-        .bind(subject.map(str::to_owned))
-        .bind(text.to_owned())
-        .bind(attachments_json.to_owned())
-        .bind(at)
-        .execute(&mut *self.tx)
-        .await?;
-        sqlx::query("UPDATE leads SET last_activity_at = $1, updated_at = $1 WHERE id = $2")
-            .bind(at)
-            .bind(lead_id)
-            .execute(&mut *self.tx)
-            .await?;
+        let mut b = Batch::new();
+        push_interaction(&mut b, &id, lead_id, channel, direction, kind, author_id, None, None, text, "[]", at, true);
+        push_events(&mut b, events);
+        self.run(b).await?;
         Ok(id)
     }
 
-    /// Takes the team's routing lock (the row stays locked until commit on PostgreSQL) and
-    /// returns the next assignment sequence number.
-    pub async fn lock_team(&mut self, team_id: &str) -> Result<RouteTarget> {
-        let seq: i64 = sqlx::query_scalar(
-            "INSERT INTO team_state (team_id, seq) VALUES ($1, 1) \
-             ON CONFLICT (team_id) DO UPDATE SET seq = team_state.seq + 1 RETURNING seq",
-        )
-        .bind(team_id)
-        .fetch_one(&mut *self.tx)
-        .await?;
-        Ok(RouteTarget { team_id: team_id.to_owned(), seq })
-    }
-
-    /// The team's members in a stable order, with their routing state.
-    pub async fn team_candidates(&mut self, team_id: &str) -> Result<Vec<Candidate>> {
-        let mut q = Sql::new("SELECT ");
-        q.push(CANDIDATE_COLUMNS)
-            .push(", m.last_assigned_seq, m.wrr_current FROM team_members m JOIN reps r ON r.id = m.rep_id WHERE m.team_id = ")
-            .bind(team_id.to_owned())
-            .push(" ORDER BY r.id");
-        let rows = q.build().fetch_all(&mut *self.tx).await?;
-        rows.iter().map(|r| candidate_from_row(r, true)).collect()
-    }
-
-    /// One rep as a routing candidate (sticky owner, manual assignment).
-    pub async fn rep_candidate(&mut self, rep_id: &str) -> Result<Option<Candidate>> {
-        let mut q = Sql::new("SELECT ");
-        q.push(CANDIDATE_COLUMNS).push(" FROM reps r WHERE r.id = ").bind(rep_id.to_owned());
-        let row = q.build().fetch_optional(&mut *self.tx).await?;
-        row.map(|r| candidate_from_row(&r, false)).transpose()
-    }
-
-    /// Makes `rep_id` the owner: workload, routing state, lead, assignment history; returns the
-    /// rep's name. Fails with `Retry` if the rep filled up meanwhile (another team's routing on
-    /// another instance).
-    #[allow(clippy::too_many_arguments)]
-    pub async fn assign(
-        &mut self,
-        lead_id: &str,
-        previous_owner: Option<&str>,
-        rep_id: &str,
-        route: Option<&RouteTarget>,
-        reason: &str,
-        wrr_updates: &[(String, i64)],
-        enforce_capacity: bool,
-        now: i64,
-    ) -> Result<String> {
-        let cap_check = if enforce_capacity { " AND (capacity IS NULL OR open_leads < capacity)" } else { "" };
-        let mut q = Sql::new("UPDATE reps SET open_leads = open_leads + 1 WHERE id = ");
-        q.bind(rep_id.to_owned()).push(cap_check).push(" RETURNING name");
-        let Some(row) = q.build().fetch_optional(&mut *self.tx).await? else {
-            return Err(StoreError::Retry);
-        };
-        let rep_name: String = row.col("name")?;
-        if let Some(prev) = previous_owner {
-            release_rep(self, prev).await?;
-        }
-        if let Some(route) = route {
-            sqlx::query("UPDATE team_members SET last_assigned_seq = $1 WHERE team_id = $2 AND rep_id = $3")
-                .bind(route.seq)
-                .bind(&route.team_id)
-                .bind(rep_id)
-                .execute(&mut *self.tx)
-                .await?;
-            for (rep, current) in wrr_updates {
-                sqlx::query("UPDATE team_members SET wrr_current = $1 WHERE team_id = $2 AND rep_id = $3")
-                    .bind(*current)
-                    .bind(&route.team_id)
-                    .bind(rep)
-                    .execute(&mut *self.tx)
-                    .await?;
-            }
-        }
-        sqlx::query(
-            "UPDATE leads SET owner_id = $1, assigned_at = $2, accepted_at = NULL, updated_at = $2, \
-             team_id = COALESCE($3, team_id) WHERE id = $4",
-        )
-        .bind(rep_id)
-        .bind(now)
-        .bind(route.map(|r| r.team_id.clone()))
-        .bind(lead_id)
-        .execute(&mut *self.tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO assignments (id, lead_id, rep_id, team_id, reason, at) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(new_id())
-        .bind(lead_id)
-        .bind(rep_id)
-        .bind(route.map(|r| r.team_id.clone()))
-        .bind(reason.to_owned())
-        .bind(now)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(rep_name)
-    }
-
-    /// Writes an event and its outbox messages: both commit with the change that caused them.
-    pub async fn record_event(&mut self, e: &NewEvent) -> Result<()> {
-        let data = e.data.to_string();
-        sqlx::query("INSERT INTO events (id, lead_id, type, actor, data, at) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(&e.id)
-            .bind(e.lead_id.clone())
-            .bind(e.event_type)
-            .bind(e.actor.clone())
-            .bind(data.clone())
-            .bind(e.at)
-            .execute(&mut *self.tx)
-            .await?;
-        for (kind, target) in &e.deliveries {
-            sqlx::query(
-                "INSERT INTO outbox (id, kind, target, event_id, event_type, lead_id, payload, status, next_attempt_at, \
-                 created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $8) \
-                 ON CONFLICT (kind, target, event_id) DO NOTHING",
-            )
-            .bind(new_id())
-            .bind(*kind)
-            .bind(target.clone())
-            .bind(&e.id)
-            .bind(e.event_type)
-            .bind(e.lead_id.clone())
-            .bind(data.clone())
-            .bind(e.at)
-            .execute(&mut *self.tx)
-            .await?;
+    /// Writes events and their outbox messages.
+    pub async fn record_events(&mut self, events: &[NewEvent]) -> Result<()> {
+        let mut b = Batch::new();
+        push_events(&mut b, events);
+        if !b.is_empty() {
+            self.run(b).await?;
         }
         Ok(())
     }
 
-    /// Open leads waiting for an owner, oldest first.
-    pub async fn unassigned_leads(&mut self, limit: i64) -> Result<Vec<(String, Option<String>, String)>> {
+    /// Open leads waiting for an owner, oldest first: `(lead, team)`.
+    pub async fn unassigned_leads(&mut self, limit: i64) -> Result<Vec<(String, Option<String>)>> {
         let rows = sqlx::query(
-            "SELECT id, team_id, contact_id FROM leads WHERE owner_id IS NULL AND closed_at IS NULL \
-             ORDER BY created_at LIMIT $1",
+            "SELECT id, team_id FROM leads WHERE owner_id IS NULL AND closed_at IS NULL ORDER BY created_at LIMIT $1",
         )
         .bind(limit)
         .fetch_all(&mut *self.tx)
         .await?;
-        rows.iter().map(|r| Ok((r.col("id")?, r.col("team_id")?, r.col("contact_id")?))).collect()
+        rows.iter().map(|r| Ok((r.col("id")?, r.col("team_id")?))).collect()
     }
-}
 
-/// One open lead fewer for `rep_id`.
-pub(super) async fn release_rep(tx: &mut Tx, rep_id: &str) -> Result<()> {
-    sqlx::query("UPDATE reps SET open_leads = open_leads - 1 WHERE id = $1 AND open_leads > 0")
-        .bind(rep_id)
-        .execute(&mut *tx.tx)
-        .await?;
-    Ok(())
+    /// Creates a contact with identities directly (seeding benchmarks and imports).
+    pub async fn insert_contact(&mut self, name: Option<&str>, identities: &[Identity], now: i64) -> Result<String> {
+        let id = new_id();
+        let mut b = Batch::new();
+        b.exec(
+            "INSERT INTO contacts (id, name, created_at, updated_at) VALUES ($1, $2, $3, $3)",
+            vec![id.as_str().into(), name.into(), now.into()],
+        );
+        push_identities(&mut b, &id, identities, now);
+        self.run(b).await?;
+        Ok(id)
+    }
 }

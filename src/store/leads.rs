@@ -1,7 +1,8 @@
 //! Reading leads for the API, and the lifecycle updates the API makes.
 
+use super::batch::Batch;
 use super::contacts::push_contact_search;
-use super::intake::release_rep;
+use super::intake::push_release;
 use super::rows::{AssignmentRow, Col, IdentityRow, InteractionRow, LEAD_SELECT, LeadRow, Sql};
 use super::{Result, Store, StoreError, Tx};
 
@@ -158,7 +159,9 @@ impl Tx {
             .await?;
         if let Some(owner) = &lead.owner {
             if was_open && !open {
-                release_rep(self, &owner.id).await?;
+                let mut b = Batch::new();
+                push_release(&mut b, &owner.id);
+                self.run(b).await?;
             } else if !was_open && open {
                 sqlx::query("UPDATE reps SET open_leads = open_leads + 1 WHERE id = $1")
                     .bind(owner.id.clone())

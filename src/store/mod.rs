@@ -3,6 +3,7 @@
 //! (timestamps are epoch milliseconds), so one SQL text runs on both. Where the dialects
 //! differ (row locks), `Backend` says so.
 
+mod batch;
 mod contacts;
 mod inbound;
 mod intake;
@@ -11,6 +12,7 @@ mod outbox;
 mod reps;
 mod rows;
 mod stats;
+mod writer;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -20,15 +22,18 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{Any, AnyPool, ConnectOptions, Executor, SqlSafeStr, Transaction};
 
+pub(crate) use batch::{Batch, BatchRows};
 pub use contacts::{ContactDetail, ContactSummary, MergeOutcome};
 pub use inbound::{Claim, InboundItem, InboundMeta};
-pub use intake::{LeadDraft, NewEvent, RouteTarget};
+pub use intake::{ContextQueries, IntakeWrite, NewEvent, SeenItem, TeamRef};
+pub(crate) use intake::{context_reads, intake_writes, parse_context};
 pub use leads::{LeadFilter, LeadPage, LeadPatch};
 pub use outbox::{OutboxMessage, OutboxRow};
 pub use reps::token_hash;
 pub use reps::{RepPatch, RepRecord, RepSeed};
 pub use rows::{AssignmentRow, ContactRef, IdentityRow, InteractionRow, LeadRow, OwnerRef};
 pub use stats::{RepStats, Summary};
+pub(crate) use writer::UnitOfWork;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -92,11 +97,18 @@ pub struct Store {
     /// Reads. WAL lets them run beside the writer.
     read: AnyPool,
     backend: Backend,
+    /// SQLite: the task that runs units of work in groups (see `writer`).
+    writer: Option<tokio::sync::mpsc::Sender<writer::Job>>,
 }
 
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../../migrations/sqlite/0001_init.sql"))];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "init", include_str!("../../migrations/postgres/0001_init.sql"))];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../../migrations/sqlite/0001_init.sql")),
+    (2, "team sequence from members", include_str!("../../migrations/sqlite/0002_team_sequence_from_members.sql")),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
+    (2, "team sequence from members", include_str!("../../migrations/postgres/0002_team_sequence_from_members.sql")),
+];
 
 impl Store {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Store> {
@@ -106,28 +118,35 @@ impl Store {
             Backend::Sqlite => {
                 let url = sqlite_url(url)?;
                 let options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
-                let pool = |n: u32| {
+                let pool = |n: u32, checkpoint: &'static str| {
                     AnyPoolOptions::new()
                         .max_connections(n)
                         .min_connections(1)
                         .acquire_timeout(Duration::from_secs(30))
-                        .after_connect(|conn, _| {
+                        .after_connect(move |conn, _| {
                             Box::pin(async move {
                                 // synchronous=NORMAL in WAL: a committed transaction survives a
                                 // process crash (kill -9); only power loss can drop the last ones.
                                 conn.execute(
                                     "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                                     PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;",
                                 )
                                 .await?;
+                                conn.execute(checkpoint).await?;
                                 Ok(())
                             })
                         })
                         .connect_with(options.clone())
                 };
-                let write = pool(1).await?;
-                let read = pool(max_connections.max(2)).await?;
-                Ok(Store { write, read, backend })
+                // The writer never checkpoints: copying the WAL back into the database (and its
+                // fsync) would stall every write behind it. A background task does it instead.
+                let write = pool(1, "PRAGMA wal_autocheckpoint = 0").await?;
+                let read = pool(max_connections.max(2), "PRAGMA wal_autocheckpoint = 1000").await?;
+                tokio::spawn(checkpoint_wal(read.clone()));
+                let (tx, rx) = tokio::sync::mpsc::channel(1024);
+                tokio::spawn(writer::run_sqlite_writer(write.clone(), rx));
+                Ok(Store { write, read, backend, writer: Some(tx) })
             }
             Backend::Postgres => {
                 let options = AnyConnectOptions::from_str(url)?.disable_statement_logging();
@@ -136,13 +155,25 @@ impl Store {
                     .acquire_timeout(Duration::from_secs(30))
                     .connect_with(options)
                     .await?;
-                Ok(Store { write: pool.clone(), read: pool, backend })
+                Ok(Store { write: pool.clone(), read: pool, backend, writer: None })
             }
         }
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Runs a unit of work; its `finish` reports the result.
+    pub(crate) async fn perform(&self, unit: Box<dyn UnitOfWork>) {
+        match &self.writer {
+            Some(writer) => {
+                if let Err(refused) = writer.send(unit).await {
+                    refused.0.finish(Err(StoreError::Database(sqlx::Error::PoolClosed)));
+                }
+            }
+            None => writer::perform_alone(&self.write, self.backend, unit).await,
+        }
     }
 
     pub async fn migrate(&self) -> Result<()> {
@@ -186,6 +217,22 @@ impl Store {
     pub async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
+    }
+}
+
+/// Moves committed pages from the WAL into the database file, beside the writer (`PASSIVE`
+/// never blocks it). Ends when the pool closes.
+async fn checkpoint_wal(pool: AnyPool) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if pool.is_closed() {
+            break;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+            tracing::debug!(error = %e, "WAL checkpoint skipped");
+        }
     }
 }
 
