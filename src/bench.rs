@@ -28,6 +28,10 @@ pub struct BenchArgs {
     /// Skip the bare insert comparison.
     #[arg(long)]
     pub no_baseline: bool,
+    /// Inquiries sent one at a time to measure inquiry → webhook notification latency when
+    /// idle (0 skips it).
+    #[arg(long, default_value_t = 200)]
+    pub notify_samples: usize,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -54,8 +58,78 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             _ => {}
         }
     }
+    if args.notify_samples > 0 && result.is_ok() {
+        let latency_url = match &args.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}/notify.db", dir.display()),
+        };
+        if let Err(e) = notification_latency(&dir, &latency_url, args.notify_samples).await {
+            println!("notification latency run failed: {e:#}");
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
     result.map(|_| ())
+}
+
+/// Sends `samples` inquiries one at a time to an otherwise idle service and times each from
+/// the request to the arrival of its `lead.assigned` webhook at a local receiver.
+async fn notification_latency(dir: &std::path::Path, url: &str, samples: usize) -> anyhow::Result<()> {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    let arrivals: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let seen = arrivals.clone();
+    let receiver = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: String| {
+            let seen = seen.clone();
+            async move {
+                let event: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                if let Some(id) = event["data"]["lead"]["id"].as_str()
+                    && let Ok(mut seen) = seen.lock()
+                {
+                    seen.entry(id.to_owned()).or_insert_with(Instant::now);
+                }
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let hook = format!("http://{}/hook", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+    let config = format!("{BENCH_CONFIG}\n[[notify.webhooks]]\nurl = \"{hook}\"\nevents = [\"lead.assigned\"]\n");
+    let (service, addr) = start_service(dir, url, &config).await?;
+    let mut conn = Connection::open(&addr).await?;
+    let run_id = new_id();
+    let mut latencies = Vec::with_capacity(samples);
+    for i in 0..samples {
+        let sent = Instant::now();
+        let lead = conn.post_form(&format!("notify-{run_id}-{i}")).await?;
+        let deadline = sent + Duration::from_secs(5);
+        loop {
+            let arrived = arrivals.lock().ok().and_then(|a| a.get(&lead).copied());
+            if let Some(at) = arrived {
+                latencies.push(at - sent);
+                break;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "no webhook for lead {lead} within 5 s");
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(service);
+    latencies.sort_unstable();
+    println!(
+        "inquiry → webhook notification, idle ({samples} one at a time): p50 {:.2?} p95 {:.2?} p99 {:.2?} max {:.2?}",
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.95),
+        percentile(&latencies, 0.99),
+        latencies.last().copied().unwrap_or_default()
+    );
+    Ok(())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted.get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1))).copied().unwrap_or_default()
 }
 
 fn backend_name(url: &str) -> &'static str {
@@ -99,9 +173,9 @@ impl Drop for Service {
     }
 }
 
-async fn start_service(dir: &std::path::Path, url: &str) -> anyhow::Result<(Service, String)> {
-    let config = dir.join("bench.toml");
-    std::fs::write(&config, BENCH_CONFIG)?;
+async fn start_service(dir: &std::path::Path, url: &str, config_text: &str) -> anyhow::Result<(Service, String)> {
+    let config = dir.join(format!("bench-{}.toml", new_id()));
+    std::fs::write(&config, config_text)?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let child = std::process::Command::new(std::env::current_exe()?)
         .args(["--config", &config.to_string_lossy(), "serve"])
@@ -131,7 +205,7 @@ async fn intake_over_http(args: &BenchArgs, dir: &std::path::Path, url: &str) ->
         store.close().await;
         println!("seeded {} existing contacts in {:.1?}", args.existing_contacts, started.elapsed());
     }
-    let (service, addr) = start_service(dir, url).await?;
+    let (service, addr) = start_service(dir, url, BENCH_CONFIG).await?;
     let run_id = new_id();
 
     // Warm-up: connections, statement caches.
@@ -156,12 +230,7 @@ async fn intake_over_http(args: &BenchArgs, dir: &std::path::Path, url: &str) ->
     drop(service);
 
     latencies.sort_unstable();
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
+    let pct = |p: f64| percentile(&latencies, p);
     let rate = args.requests as f64 / elapsed.as_secs_f64();
     println!(
         "form intake over HTTP: {rate:.0} leads/s ({} in {:.2?}), errors {}, latency p50 {:.2?} p95 {:.2?} p99 {:.2?} max {:.2?}",
@@ -228,8 +297,8 @@ impl Connection {
         Ok(Connection { stream: tokio::io::BufStream::new(stream), host: addr.to_owned() })
     }
 
-    /// Posts a new prospect's form and expects 202.
-    async fn post_form(&mut self, who: &str) -> anyhow::Result<()> {
+    /// Posts a new prospect's form, expects 202 and returns the lead id.
+    async fn post_form(&mut self, who: &str) -> anyhow::Result<String> {
         use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
         let body = serde_json::json!({
             "name": format!("Prospect {who}"),
@@ -267,7 +336,8 @@ impl Connection {
         let mut response = vec![0; length];
         self.stream.read_exact(&mut response).await?;
         anyhow::ensure!(status == "202", "status {status}: {}", String::from_utf8_lossy(&response));
-        Ok(())
+        let body: serde_json::Value = serde_json::from_slice(&response)?;
+        Ok(body["id"].as_str().unwrap_or_default().to_owned())
     }
 }
 

@@ -15,8 +15,8 @@ use crate::domain::{Identity, Inquiry};
 use crate::events::{self, LEAD_ASSIGNED, LEAD_CREATED, LEAD_MESSAGE};
 use crate::settings::Settings;
 use crate::store::{
-    Backend, Batch, BatchRows, ContextQueries, InboundMeta, IntakeWrite, NewEvent, Store, StoreError, TeamRef,
-    UnitOfWork, context_reads, intake_writes, ms, new_id, parse_context,
+    Backend, Batch, BatchRows, ContextQueries, InboundMeta, IntakeWrite, NewEvent, Step, Store, StoreError, TeamRef,
+    UnitOfWork, assignment_writes, context_reads, intake_writes, ms, new_id, parse_context, parse_team, team_reads,
 };
 
 /// How often a unit of work is retried after losing a race to another writer.
@@ -122,7 +122,7 @@ impl Intake {
             inquiry: inquiry.clone(),
             meta_json: serde_json::to_string(raw.meta).unwrap_or_else(|_| "{}".into()),
             payload: raw.payload.to_vec(),
-            queries: None,
+            phase: Phase::Start,
             outcome: None,
             reply: Some(reply),
         };
@@ -267,47 +267,22 @@ fn identity_json(i: &Identity) -> serde_json::Value {
 }
 
 /// Short, jittered pauses between retries: contention clears in milliseconds.
-fn backoff(attempt: usize) -> std::time::Duration {
-    let base = 2u64.saturating_pow(attempt as u32).min(64);
-    std::time::Duration::from_millis(base + rand::random_range(0..=base))
-}
-
-/// One inquiry as a unit of work: read the person's and the team's state, decide (domain
-/// `plan`), write. Runs in the SQLite writer's groups or alone on PostgreSQL.
-struct IntakeUnit {
-    intake: Intake,
-    inquiry: Inquiry,
-    meta_json: String,
-    payload: Vec<u8>,
-    queries: Option<ContextQueries>,
-    outcome: Option<Outcome>,
-    reply: Option<oneshot::Sender<Result<Outcome, StoreError>>>,
-}
-
-impl UnitOfWork for IntakeUnit {
-    fn reads(&mut self, backend: Backend) -> Batch {
-        let team = self.intake.team_for(&self.inquiry).map(|t| t.id);
-        let (batch, queries) = context_reads(
-            backend,
-            self.inquiry.channel.as_str(),
-            &self.inquiry.external_id,
-            &self.inquiry.identities,
-            team,
-        );
-        self.queries = Some(queries);
-        batch
-    }
-
-    fn decide(&mut self, rows: BatchRows) -> Result<Batch, StoreError> {
-        let queries = self.queries.ok_or_else(|| StoreError::Corrupt("decide before reads".into()))?;
+impl IntakeUnit {
+    fn decide_context(
+        &mut self,
+        rows: &BatchRows,
+        queries: ContextQueries,
+        backend: Backend,
+    ) -> Result<Step, StoreError> {
         let (inquiry, intake) = (&self.inquiry, &self.intake);
-        let (seen, ctx) = parse_context(&rows, queries, intake.team_for(inquiry))?;
+        let team = intake.team_for(inquiry).filter(|_| backend == Backend::Sqlite);
+        let (seen, ctx) = parse_context(rows, queries, team)?;
         if let Some(seen) = seen.filter(|s| !s.failed) {
             self.outcome = Some(Outcome::Duplicate { lead_id: seen.lead_id });
-            return Ok(Batch::new());
+            return Ok(Step::Done(Batch::new()));
         }
         let now = jiff::Timestamp::now();
-        let plan = plan::plan(
+        let mut plan = plan::plan(
             &inquiry.identities,
             inquiry.contact_name.is_some(),
             &ctx,
@@ -318,23 +293,112 @@ impl UnitOfWork for IntakeUnit {
         if let ContactStep::Merge { into, from, .. } = &plan.contact {
             tracing::info!(contact_id = %into, merged = from.len(), folded_leads = plan.folded.len(), "contacts merged");
         }
-        let events = intake.intake_events(inquiry, &plan, &ctx, ms(now));
-        let writes = intake_writes(&IntakeWrite {
-            inquiry,
-            plan: &plan,
-            meta_json: &self.meta_json,
-            payload: &self.payload,
-            events: &events,
-            now: ms(now),
-        });
         let contact_id = plan.contact.id().to_owned();
+        let write = |plan: &Plan, events: &[NewEvent]| {
+            intake_writes(&IntakeWrite {
+                inquiry,
+                plan,
+                meta_json: &self.meta_json,
+                payload: &self.payload,
+                events,
+                now: ms(now),
+            })
+        };
+        // PostgreSQL: the lead is written now, its owner chosen in a second round.
+        if let (LeadStep::Open { lead_id, team, .. }, Some(route)) = (&mut plan.lead, intake.team_for(inquiry))
+            && backend == Backend::Postgres
+        {
+            *team = Some((route.id.to_owned(), 0));
+            self.outcome = Some(Outcome::Created { lead_id: lead_id.clone(), contact_id, owner: None });
+            let writes = write(&plan, &[]);
+            let (reads, members) = team_reads(backend, route.id);
+            self.phase = Phase::Routing { members, plan: Box::new(plan), ctx: Box::new(ctx), now };
+            return Ok(Step::More { writes, reads });
+        }
+        let events = intake.intake_events(inquiry, &plan, &ctx, ms(now));
+        let writes = write(&plan, &events);
         self.outcome = Some(match plan.lead {
             LeadStep::Join { lead_id, .. } => Outcome::Joined { lead_id, contact_id },
             LeadStep::Open { lead_id, owner, .. } => {
                 Outcome::Created { lead_id, contact_id, owner: owner.map(|o| o.rep_id) }
             }
         });
-        Ok(writes)
+        Ok(Step::Done(writes))
+    }
+
+    /// PostgreSQL's second round: the team is locked and read; choose and record the owner.
+    fn decide_owner(
+        &mut self,
+        rows: &BatchRows,
+        members: usize,
+        mut plan: Plan,
+        mut ctx: plan::Context,
+        now: jiff::Timestamp,
+    ) -> Result<Step, StoreError> {
+        let intake = &self.intake;
+        let route = intake.team_for(&self.inquiry).ok_or_else(|| StoreError::Corrupt("team vanished".into()))?;
+        let team = parse_team(rows, members, route)?;
+        let owner = plan::choose_owner(&team, ctx.previous_owner.as_ref(), intake.settings.routing.sticky_owner, now);
+        let seq = team.seq + 1;
+        let LeadStep::Open { lead_id, .. } = &plan.lead else {
+            return Err(StoreError::Corrupt("routing a lead that is not new".into()));
+        };
+        let lead_id = lead_id.clone();
+        plan.lead =
+            LeadStep::Open { lead_id: lead_id.clone(), team: Some((team.id.clone(), seq)), owner: owner.clone() };
+        ctx.team = Some(team);
+        let events = intake.intake_events(&self.inquiry, &plan, &ctx, ms(now));
+        let writes = assignment_writes(&lead_id, owner.as_ref().map(|o| (o, (route.id, seq))), &events, ms(now));
+        if let Some(Outcome::Created { owner: slot, .. }) = &mut self.outcome {
+            *slot = owner.map(|o| o.rep_id);
+        }
+        Ok(Step::Done(writes))
+    }
+}
+
+fn backoff(attempt: usize) -> std::time::Duration {
+    let base = 2u64.saturating_pow(attempt as u32).min(64);
+    std::time::Duration::from_millis(base + rand::random_range(0..=base))
+}
+
+/// One inquiry as a unit of work: read the person's and the team's state, decide (domain
+/// `plan`), write. Runs in the SQLite writer's groups or alone on PostgreSQL, where routing
+/// is a second round so that the team's lock is held only for the assignment itself.
+struct IntakeUnit {
+    intake: Intake,
+    inquiry: Inquiry,
+    meta_json: String,
+    payload: Vec<u8>,
+    phase: Phase,
+    outcome: Option<Outcome>,
+    reply: Option<oneshot::Sender<Result<Outcome, StoreError>>>,
+}
+
+enum Phase {
+    Start,
+    Context { queries: ContextQueries, backend: Backend },
+    Routing { members: usize, plan: Box<Plan>, ctx: Box<plan::Context>, now: jiff::Timestamp },
+}
+
+impl UnitOfWork for IntakeUnit {
+    fn reads(&mut self, backend: Backend) -> Batch {
+        // SQLite has one writer: the team's state is read up front, no lock needed.
+        let team = match backend {
+            Backend::Sqlite => self.intake.team_for(&self.inquiry).map(|t| t.id),
+            Backend::Postgres => None,
+        };
+        let i = &self.inquiry;
+        let (batch, queries) = context_reads(backend, i.channel.as_str(), &i.external_id, &i.identities, team);
+        self.phase = Phase::Context { queries, backend };
+        batch
+    }
+
+    fn decide(&mut self, rows: BatchRows) -> Result<Step, StoreError> {
+        match std::mem::replace(&mut self.phase, Phase::Start) {
+            Phase::Start => Err(StoreError::Corrupt("decide before reads".into())),
+            Phase::Context { queries, backend } => self.decide_context(&rows, queries, backend),
+            Phase::Routing { members, plan, ctx, now } => self.decide_owner(&rows, members, *plan, *ctx, now),
+        }
     }
 
     fn finish(mut self: Box<Self>, result: Result<(), StoreError>) {

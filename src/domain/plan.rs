@@ -179,18 +179,7 @@ mod tests {
     }
 
     fn rep(id: &str) -> Candidate {
-        Candidate {
-            rep_id: id.into(),
-            name: id.to_uppercase(),
-            active: true,
-            out_of_office_until: None,
-            capacity: None,
-            open_leads: 0,
-            weight: 1,
-            schedule: None,
-            last_assigned_seq: 0,
-            wrr_current: 0,
-        }
+        Candidate::available(id)
     }
 
     fn team(reps: &[&str]) -> TeamContext {

@@ -134,6 +134,23 @@ pub struct Candidate {
 }
 
 impl Candidate {
+    /// An always-eligible rep with no history: the starting point of tests.
+    #[cfg(test)]
+    pub fn available(id: &str) -> Candidate {
+        Candidate {
+            rep_id: id.into(),
+            name: id.to_uppercase(),
+            active: true,
+            out_of_office_until: None,
+            capacity: None,
+            open_leads: 0,
+            weight: 1,
+            schedule: None,
+            last_assigned_seq: 0,
+            wrr_current: 0,
+        }
+    }
+
     pub fn has_capacity(&self) -> bool {
         self.capacity.is_none_or(|cap| self.open_leads < cap)
     }
@@ -197,18 +214,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn rep(id: &str) -> Candidate {
-        Candidate {
-            rep_id: id.into(),
-            name: id.to_uppercase(),
-            active: true,
-            out_of_office_until: None,
-            capacity: None,
-            open_leads: 0,
-            weight: 1,
-            schedule: None,
-            last_assigned_seq: 0,
-            wrr_current: 0,
-        }
+        Candidate::available(id)
     }
 
     fn now() -> Timestamp {

@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
-use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery, into_page, page_limit};
 use super::views::{ContactView, ts};
 use crate::store::ms;
 
@@ -43,18 +43,10 @@ async fn list_contacts(
     ApiQuery(q): ApiQuery<ContactQuery>,
 ) -> ApiResult<axum::Json<ContactList>> {
     caller.require_admin()?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::BadRequest("bad_query", "limit must be between 1 and 200".into()));
-    }
-    let mut items =
+    let limit = page_limit(q.limit)?;
+    let items =
         state.store().contacts(q.q.as_deref().filter(|s| !s.trim().is_empty()), limit + 1, q.cursor.as_deref()).await?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|c| c.id.clone())
-    } else {
-        None
-    };
+    let (items, next_cursor) = into_page(items, limit, |c| c.id.clone());
     Ok(axum::Json(ContactList { items: items.into_iter().map(ContactView::from).collect(), next_cursor }))
 }
 

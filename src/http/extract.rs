@@ -65,3 +65,25 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
         }
     }
 }
+
+/// A list's page size: 50 unless asked, 1–200.
+pub fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    let limit = limit.unwrap_or(50);
+    if (1..=200).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::BadRequest("bad_query", "limit must be between 1 and 200".into()))
+    }
+}
+
+/// Cuts `limit + 1` fetched items to a page; the cursor is the last item's id when more exist.
+pub fn into_page<T>(mut items: Vec<T>, limit: i64, id: impl Fn(&T) -> String) -> (Vec<T>, Option<String>) {
+    let limit = usize::try_from(limit).unwrap_or(0);
+    if items.len() > limit {
+        items.truncate(limit);
+        let cursor = items.last().map(id);
+        (items, cursor)
+    } else {
+        (items, None)
+    }
+}

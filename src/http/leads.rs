@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
-use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery, into_page, page_limit};
 use super::views::{AssignmentView, InteractionView, LeadList, LeadView};
 use crate::domain::{Channel, Inquiry, Status};
 use crate::intake::{IntakeError, RawItem};
@@ -195,10 +195,7 @@ async fn list_leads(
     if let Some(c) = &q.channel {
         c.parse::<Channel>().map_err(|e| ApiError::BadRequest("bad_query", e))?;
     }
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::BadRequest("bad_query", "limit must be between 1 and 200".into()));
-    }
+    let limit = page_limit(q.limit)?;
     let owner = match caller.rep_scope() {
         Some(rep) => Some(rep.to_owned()),
         None => q.owner,
@@ -210,22 +207,21 @@ async fn list_leads(
         q: q.q.filter(|s| !s.trim().is_empty()),
         overdue: q.overdue,
         unassigned: q.unassigned,
-        limit,
+        limit: limit + 1,
         cursor: q.cursor,
     };
-    let page = state.store().leads(&filter, ms(jiff::Timestamp::now())).await?;
-    let contact_ids: Vec<String> = page.items.iter().map(|l| l.contact_id.clone()).collect();
-    let mut identities = state.store().identities_of(&contact_ids).await?;
-    let items = page
-        .items
+    let rows = state.store().leads(&filter, ms(jiff::Timestamp::now())).await?;
+    let (rows, next_cursor) = into_page(rows, limit, |l| l.id.clone());
+    let contact_ids: Vec<String> = rows.iter().map(|l| l.contact_id.clone()).collect();
+    let identities = state.store().identities_by_contact(&contact_ids).await?;
+    let items = rows
         .into_iter()
         .map(|l| {
-            let mine = identities.iter().filter(|(c, _)| *c == l.contact_id).map(|(_, i)| i.clone()).collect();
-            identities.retain(|(c, _)| *c != l.contact_id);
+            let mine = identities.get(&l.contact_id).cloned().unwrap_or_default();
             LeadView::new(l, mine)
         })
         .collect();
-    Ok(axum::Json(LeadList { items, next_cursor: page.next_cursor }))
+    Ok(axum::Json(LeadList { items, next_cursor }))
 }
 
 /// The lead with its contact, timeline and assignment history.

@@ -9,7 +9,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
-use super::extract::{ApiPath, ApiQuery};
+use super::extract::{ApiPath, ApiQuery, into_page, page_limit};
 use super::views::ts;
 use crate::store::{OutboxRow, ms};
 
@@ -81,17 +81,9 @@ async fn list_outbox(
     {
         return Err(ApiError::BadRequest("bad_query", "status must be pending, sent or dead".into()));
     }
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::BadRequest("bad_query", "limit must be between 1 and 200".into()));
-    }
-    let mut rows = state.store().outbox_list(q.status.as_deref(), limit + 1, q.cursor.as_deref()).await?;
-    let next_cursor = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| r.id.clone())
-    } else {
-        None
-    };
+    let limit = page_limit(q.limit)?;
+    let rows = state.store().outbox_list(q.status.as_deref(), limit + 1, q.cursor.as_deref()).await?;
+    let (rows, next_cursor) = into_page(rows, limit, |r| r.id.clone());
     Ok(axum::Json(OutboxList { items: rows.into_iter().map(OutboxView::from).collect(), next_cursor }))
 }
 

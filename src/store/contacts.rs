@@ -1,5 +1,7 @@
 //! Contacts: merging duplicates, reading, erasing personal data.
 
+use std::collections::HashMap;
+
 use super::batch::Batch;
 use super::intake::push_merge;
 use super::rows::{Col, IdentityRow, Sql};
@@ -176,12 +178,11 @@ impl Store {
         sql.push(" ORDER BY c.id DESC LIMIT ").bind(limit);
         let rows = sql.build().fetch_all(self.reader()).await?;
         let ids: Vec<String> = rows.iter().map(|r| r.col("id")).collect::<Result<_>>()?;
-        let mut identities = self.identities_of(&ids).await?;
+        let mut identities = self.identities_by_contact(&ids).await?;
         rows.iter()
             .map(|r| {
                 let id: String = r.col("id")?;
-                let mine = identities.iter().filter(|(c, _)| *c == id).map(|(_, i)| i.clone()).collect();
-                identities.retain(|(c, _)| *c != id);
+                let mine = identities.remove(&id).unwrap_or_default();
                 Ok(ContactSummary {
                     id,
                     name: r.col("name")?,
@@ -191,6 +192,15 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Identities of several contacts in one query, by contact.
+    pub async fn identities_by_contact(&self, contact_ids: &[String]) -> Result<HashMap<String, Vec<IdentityRow>>> {
+        let mut by_contact: HashMap<String, Vec<IdentityRow>> = HashMap::new();
+        for (contact, identity) in self.identities_of(contact_ids).await? {
+            by_contact.entry(contact).or_default().push(identity);
+        }
+        Ok(by_contact)
     }
 
     /// Identities of several contacts in one query, as `(contact id, identity)`.

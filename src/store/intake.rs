@@ -4,7 +4,7 @@
 
 use jiff::tz::TimeZone;
 
-use crate::domain::plan::{ContactStep, Context, KnownIdentity, LeadStep, OpenLead, Plan, TeamContext};
+use crate::domain::plan::{ContactStep, Context, KnownIdentity, LeadStep, OpenLead, Owner, Plan, TeamContext};
 use crate::domain::routing::{Candidate, Schedule, Strategy};
 use crate::domain::working_hours::WorkingHours;
 use crate::domain::{Identity, Inquiry};
@@ -388,6 +388,28 @@ pub fn context_reads(
     });
     let team = team.map(|t| team_queries(&mut b, backend, t));
     (b, ContextQueries { seen, known, team })
+}
+
+/// The reads of a team's routing state on their own (PostgreSQL's second round: the team's
+/// lock is taken as late as possible and held for a few statements only).
+pub fn team_reads(backend: Backend, team: &str) -> (Batch, usize) {
+    let mut b = Batch::new();
+    let members = team_queries(&mut b, backend, team);
+    (b, members)
+}
+
+pub fn parse_team(rows: &BatchRows, members: usize, team: TeamRef<'_>) -> Result<TeamContext> {
+    team_context(team, rows.of(members))
+}
+
+/// The writes that give a just-opened lead its owner (if one was found), with the events.
+pub fn assignment_writes(lead_id: &str, owner: Option<(&Owner, (&str, i64))>, events: &[NewEvent], now: i64) -> Batch {
+    let mut b = Batch::new();
+    if let Some((o, route)) = owner {
+        push_assignment(&mut b, lead_id, None, &o.rep_id, Some(route), o.reason, &o.wrr_updates, true, true, now);
+    }
+    push_events(&mut b, events);
+    b
 }
 
 /// Reads the rows of `context_reads`.

@@ -20,11 +20,6 @@ pub struct LeadFilter {
     pub cursor: Option<String>,
 }
 
-pub struct LeadPage {
-    pub items: Vec<LeadRow>,
-    pub next_cursor: Option<String>,
-}
-
 /// Changes to apply to a lead. `None` leaves a field alone; `Some(None)` clears it.
 #[derive(Debug, Clone, Default)]
 pub struct LeadPatch {
@@ -77,8 +72,8 @@ impl Store {
         Ok((identities, interactions, assignments))
     }
 
-    /// Newest first; `next_cursor` is set when another page exists.
-    pub async fn leads(&self, f: &LeadFilter, now: i64) -> Result<LeadPage> {
+    /// Up to `f.limit` leads after `f.cursor`, newest first.
+    pub async fn leads(&self, f: &LeadFilter, now: i64) -> Result<Vec<LeadRow>> {
         let mut q = Sql::new(LEAD_SELECT);
         q.push(" WHERE 1 = 1");
         if let Some(s) = &f.status {
@@ -112,16 +107,9 @@ impl Store {
         if let Some(cursor) = &f.cursor {
             q.push(" AND l.id < ").bind(cursor.clone());
         }
-        q.push(" ORDER BY l.id DESC LIMIT ").bind(f.limit + 1);
+        q.push(" ORDER BY l.id DESC LIMIT ").bind(f.limit);
         let rows = q.build().fetch_all(self.reader()).await?;
-        let mut items: Vec<LeadRow> = rows.iter().map(LeadRow::from_row).collect::<Result<_>>()?;
-        let next_cursor = if items.len() as i64 > f.limit {
-            items.truncate(f.limit as usize);
-            items.last().map(|l| l.id.clone())
-        } else {
-            None
-        };
-        Ok(LeadPage { items, next_cursor })
+        rows.iter().map(LeadRow::from_row).collect()
     }
 }
 

@@ -26,14 +26,14 @@ pub(crate) use batch::{Batch, BatchRows};
 pub use contacts::{ContactDetail, ContactSummary, MergeOutcome};
 pub use inbound::{Claim, InboundItem, InboundMeta};
 pub use intake::{ContextQueries, IntakeWrite, NewEvent, SeenItem, TeamRef};
-pub(crate) use intake::{context_reads, intake_writes, parse_context};
-pub use leads::{LeadFilter, LeadPage, LeadPatch};
+pub(crate) use intake::{assignment_writes, context_reads, intake_writes, parse_context, parse_team, team_reads};
+pub use leads::{LeadFilter, LeadPatch};
 pub use outbox::{OutboxMessage, OutboxRow};
 pub use reps::token_hash;
 pub use reps::{RepPatch, RepRecord, RepSeed};
 pub use rows::{AssignmentRow, ContactRef, IdentityRow, InteractionRow, LeadRow, OwnerRef};
 pub use stats::{RepStats, Summary};
-pub(crate) use writer::UnitOfWork;
+pub(crate) use writer::{Step, UnitOfWork};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

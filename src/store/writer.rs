@@ -22,13 +22,21 @@ const MAX_GROUP: usize = 64;
 const MAX_ATTEMPTS: usize = 8;
 
 pub(crate) trait UnitOfWork: Send + 'static {
-    /// What `decide` needs to read.
+    /// What `decide` needs to read first. Starts the unit over (after a lost race, too).
     fn reads(&mut self, backend: Backend) -> Batch;
-    /// Given the rows of `reads`, the writes (an empty batch writes nothing). May run again
-    /// after a retry, so it must not assume it runs once.
-    fn decide(&mut self, rows: BatchRows) -> Result<Batch>;
+    /// Given the rows of the last reads: the writes, and whether more reads follow.
+    fn decide(&mut self, rows: BatchRows) -> Result<Step>;
     /// Called once, after commit (`Ok`) or with the error that ended the unit.
     fn finish(self: Box<Self>, result: Result<()>);
+}
+
+/// What a unit does after reading.
+pub(crate) enum Step {
+    /// Write this (possibly nothing) and end.
+    Done(Batch),
+    /// Write this, then read that and decide again. Lets a unit take a contended lock only
+    /// for its last few statements (PostgreSQL routing).
+    More { writes: Batch, reads: Batch },
 }
 
 pub(crate) type Job = Box<dyn UnitOfWork>;
@@ -51,10 +59,20 @@ async fn attempt_alone(pool: &AnyPool, backend: Backend, unit: &mut Job) -> Resu
         Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
         Backend::Postgres => pool.begin().await?,
     };
-    let rows = run_on(&mut tx, backend, unit.reads(backend)).await?;
-    let writes = unit.decide(rows)?;
-    if !writes.is_empty() {
-        run_on(&mut tx, backend, writes).await?;
+    let mut rows = run_on(&mut tx, backend, unit.reads(backend)).await?;
+    loop {
+        match unit.decide(rows)? {
+            Step::Done(writes) => {
+                if !writes.is_empty() {
+                    run_on(&mut tx, backend, writes).await?;
+                }
+                break;
+            }
+            Step::More { mut writes, reads } => {
+                let at = writes.append(reads);
+                rows = run_on(&mut tx, backend, writes).await?.split_off(at);
+            }
+        }
     }
     tx.commit().await?;
     Ok(())
@@ -133,8 +151,15 @@ async fn run_group(conn: &mut PoolConnection<Any>, units: &mut [Job], healthy: &
         let mut reads_at = script.append(units[0].reads(Backend::Sqlite));
         for i in 0..units.len() {
             let mut rows = run_on(conn, Backend::Sqlite, script).await?;
-            let writes = units[i].decide(rows.split_off(reads_at))?;
-            script = writes;
+            script = loop {
+                match units[i].decide(rows.split_off(reads_at))? {
+                    Step::Done(writes) => break writes,
+                    Step::More { mut writes, reads } => {
+                        reads_at = writes.append(reads);
+                        rows = run_on(conn, Backend::Sqlite, writes).await?;
+                    }
+                }
+            };
             match units.get_mut(i + 1) {
                 Some(next) => reads_at = script.append(next.reads(Backend::Sqlite)),
                 None => {

@@ -184,6 +184,13 @@ async fn lists_filter_search_and_page(db: Db) {
     assert_eq!(overdue.len(), 1);
     assert_eq!(overdue[0]["id"], ids[0].as_str());
 
+    // One person with two leads: each list entry carries the person's identities.
+    app.patch(&format!("/api/v1/leads/{}", ids[2]), json!({"status": "won"})).await;
+    app.submit("contact", json!({"email": "list2@example.com", "message": "again"})).await;
+    let both = app.leads("&q=list2%40example").await;
+    assert_eq!(both.len(), 2);
+    assert!(both.iter().all(|l| l["contact"]["identities"][0]["value"] == "list2@example.com"), "{both:?}");
+
     for bad in
         ["/api/v1/leads?status=closed", "/api/v1/leads?limit=0", "/api/v1/leads?limit=abc", "/api/v1/leads?channel=fax"]
     {
