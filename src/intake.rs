@@ -16,7 +16,8 @@ use crate::events::{self, LEAD_ASSIGNED, LEAD_CREATED, LEAD_MESSAGE};
 use crate::settings::Settings;
 use crate::store::{
     Backend, Batch, BatchRows, ContextQueries, InboundMeta, IntakeWrite, NewEvent, Step, Store, StoreError, TeamRef,
-    UnitOfWork, assignment_writes, context_reads, intake_writes, ms, new_id, parse_context, parse_team, team_reads,
+    UnitOfWork, assignment_writes, context_reads, intake_writes, ms, new_id, parse_context, parse_team, retry_pause,
+    team_reads,
 };
 
 /// How often a unit of work is retried after losing a race to another writer.
@@ -89,7 +90,7 @@ impl Intake {
             lead_id = tracing::field::Empty,
         );
         let started = Instant::now();
-        let result = self.submit_with_retries(inquiry, &raw).instrument(span.clone()).await;
+        let result = self.commit_inquiry(inquiry, &raw).instrument(span.clone()).await;
         let channel = inquiry.channel.as_str();
         match &result {
             Ok(outcome) => {
@@ -115,7 +116,7 @@ impl Intake {
         result
     }
 
-    async fn submit_with_retries(&self, inquiry: &Inquiry, raw: &RawItem<'_>) -> Result<Outcome, IntakeError> {
+    async fn commit_inquiry(&self, inquiry: &Inquiry, raw: &RawItem<'_>) -> Result<Outcome, IntakeError> {
         let (reply, outcome) = oneshot::channel();
         let unit = IntakeUnit {
             intake: self.clone(),
@@ -222,7 +223,7 @@ impl Intake {
     pub async fn assign_waiting(&self) -> Result<usize, StoreError> {
         for attempt in 0..MAX_ATTEMPTS {
             match self.try_assign_waiting().await {
-                Err(StoreError::Retry) => tokio::time::sleep(backoff(attempt)).await,
+                Err(StoreError::Retry) => tokio::time::sleep(retry_pause(attempt)).await,
                 other => return other,
             }
         }
@@ -266,7 +267,6 @@ fn identity_json(i: &Identity) -> serde_json::Value {
     json!({"kind": i.kind().as_str(), "value": i.value()})
 }
 
-/// Short, jittered pauses between retries: contention clears in milliseconds.
 impl IntakeUnit {
     fn decide_context(
         &mut self,
@@ -354,11 +354,6 @@ impl IntakeUnit {
         }
         Ok(Step::Done(writes))
     }
-}
-
-fn backoff(attempt: usize) -> std::time::Duration {
-    let base = 2u64.saturating_pow(attempt as u32).min(64);
-    std::time::Duration::from_millis(base + rand::random_range(0..=base))
 }
 
 /// One inquiry as a unit of work: read the person's and the team's state, decide (domain

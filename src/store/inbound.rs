@@ -1,8 +1,9 @@
-//! Inbound items: every item a channel received, keyed by `(channel, external_id)`. Claiming the
-//! key inside the intake transaction is what makes redelivery a no-op.
+//! Inbound items: every item a channel received, keyed by `(channel, external_id)`. Intake
+//! claims the key in its own transaction (`intake_writes`), which makes redelivery a no-op;
+//! here are the failed items and their replay.
 
 use super::rows::{Col, Sql};
-use super::{Result, Store, Tx, new_id};
+use super::{Result, Store, new_id};
 
 /// What replay needs besides the raw payload.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -13,14 +14,6 @@ pub struct InboundMeta {
     pub content_type: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub referer: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Claim {
-    /// First delivery: the key is ours until commit.
-    New(String),
-    /// Seen before: nothing to do.
-    Duplicate { item_id: String, lead_id: Option<String>, received_at: i64 },
 }
 
 #[derive(Debug, Clone)]
@@ -34,69 +27,6 @@ pub struct InboundItem {
     pub reason: Option<String>,
     pub lead_id: Option<String>,
     pub received_at: i64,
-}
-
-impl Tx {
-    /// Claims the idempotency key. On PostgreSQL a concurrent claim of the same key waits here
-    /// until the first transaction ends, then sees it as a duplicate.
-    pub async fn claim_inbound(
-        &mut self,
-        channel: &str,
-        external_id: &str,
-        meta: &InboundMeta,
-        payload: &[u8],
-        now: i64,
-    ) -> Result<Claim> {
-        let meta = serde_json::to_string(meta).unwrap_or_else(|_| "{}".into());
-        // A key that failed before is claimed again: that is how a failed item is replayed.
-        let claimed: Option<String> = sqlx::query_scalar(
-            "INSERT INTO inbound_items (id, channel, external_id, meta, payload, status, received_at) \
-             VALUES ($1, $2, $3, $4, $5, 'processing', $6) \
-             ON CONFLICT (channel, external_id) DO UPDATE SET status = 'processing', reason = NULL \
-             WHERE inbound_items.status = 'failed' RETURNING id",
-        )
-        .bind(new_id())
-        .bind(channel)
-        .bind(external_id)
-        .bind(meta)
-        .bind(payload.to_vec())
-        .bind(now)
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        if let Some(id) = claimed {
-            return Ok(Claim::New(id));
-        }
-        let row =
-            sqlx::query("SELECT id, lead_id, received_at FROM inbound_items WHERE channel = $1 AND external_id = $2")
-                .bind(channel)
-                .bind(external_id)
-                .fetch_one(&mut *self.tx)
-                .await?;
-        Ok(Claim::Duplicate {
-            item_id: row.col("id")?,
-            lead_id: row.col("lead_id")?,
-            received_at: row.col("received_at")?,
-        })
-    }
-
-    pub async fn finish_inbound(
-        &mut self,
-        item_id: &str,
-        status: &str,
-        lead_id: Option<&str>,
-        reason: Option<&str>,
-        now: i64,
-    ) -> Result<()> {
-        sqlx::query("UPDATE inbound_items SET status = $1, lead_id = $2, reason = $3, processed_at = $4 WHERE id = $5")
-            .bind(status)
-            .bind(lead_id.map(str::to_owned))
-            .bind(reason.map(str::to_owned))
-            .bind(now)
-            .bind(item_id)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
-    }
 }
 
 impl Store {

@@ -649,17 +649,4 @@ impl Tx {
         .await?;
         rows.iter().map(|r| Ok((r.col("id")?, r.col("team_id")?))).collect()
     }
-
-    /// Creates a contact with identities directly (seeding benchmarks and imports).
-    pub async fn insert_contact(&mut self, name: Option<&str>, identities: &[Identity], now: i64) -> Result<String> {
-        let id = new_id();
-        let mut b = Batch::new();
-        b.exec(
-            "INSERT INTO contacts (id, name, created_at, updated_at) VALUES ($1, $2, $3, $3)",
-            vec![id.as_str().into(), name.into(), now.into()],
-        );
-        push_identities(&mut b, &id, identities, now);
-        self.run(b).await?;
-        Ok(id)
-    }
 }

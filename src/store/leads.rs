@@ -20,15 +20,6 @@ pub struct LeadFilter {
     pub cursor: Option<String>,
 }
 
-/// Changes to apply to a lead. `None` leaves a field alone; `Some(None)` clears it.
-#[derive(Debug, Clone, Default)]
-pub struct LeadPatch {
-    pub status: Option<String>,
-    pub lost_reason: Option<Option<String>>,
-    pub next_action_at: Option<Option<i64>>,
-    pub next_action_note: Option<Option<String>>,
-}
-
 impl Store {
     pub async fn lead(&self, id: &str) -> Result<Option<LeadRow>> {
         let mut q = Sql::new(LEAD_SELECT);

@@ -24,16 +24,16 @@ use sqlx::{Any, AnyPool, ConnectOptions, Executor, SqlSafeStr, Transaction};
 
 pub(crate) use batch::{Batch, BatchRows};
 pub use contacts::{ContactDetail, ContactSummary, MergeOutcome};
-pub use inbound::{Claim, InboundItem, InboundMeta};
+pub use inbound::{InboundItem, InboundMeta};
 pub use intake::{ContextQueries, IntakeWrite, NewEvent, SeenItem, TeamRef};
 pub(crate) use intake::{assignment_writes, context_reads, intake_writes, parse_context, parse_team, team_reads};
-pub use leads::{LeadFilter, LeadPatch};
+pub use leads::LeadFilter;
 pub use outbox::{OutboxMessage, OutboxRow};
 pub use reps::token_hash;
 pub use reps::{RepPatch, RepRecord, RepSeed};
-pub use rows::{AssignmentRow, ContactRef, IdentityRow, InteractionRow, LeadRow, OwnerRef};
+pub use rows::{AssignmentRow, IdentityRow, InteractionRow, LeadRow, OwnerRef};
 pub use stats::{RepStats, Summary};
-pub(crate) use writer::{Step, UnitOfWork};
+pub(crate) use writer::{Step, UnitOfWork, retry_pause};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -68,13 +68,6 @@ pub struct OwnerRef {
     pub name: String,
 }
 
-#[derive(Debug, Clone)]
-pub struct ContactRef {
-    pub id: String,
-    pub name: Option<String>,
-    pub identities: Vec<IdentityRow>,
-}
-
 /// A lead as stored, with its owner's and contact's names joined in.
 #[derive(Debug, Clone)]
 pub struct LeadRow {
