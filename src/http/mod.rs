@@ -101,6 +101,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(axum::middleware::map_response(error::json_errors))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             // Spans are named by the matched route, not the raw path (ids stay out of names).
             let route = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or("unmatched");
