@@ -28,6 +28,10 @@ pub struct BenchArgs {
     /// Skip the bare insert comparison.
     #[arg(long)]
     pub no_baseline: bool,
+    /// Let the service and the load generator float over all cores instead of giving each
+    /// its own (`taskset`, when there are at least two cores).
+    #[arg(long)]
+    pub no_pin: bool,
     /// Inquiries sent one at a time to measure inquiry → webhook notification latency when
     /// idle (0 skips it).
     #[arg(long, default_value_t = 200)]
@@ -39,14 +43,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
     let url = args.database_url.clone().unwrap_or_else(|| format!("sqlite://{}/bench.db", dir.display()));
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let placement = placement(&args, cores);
     println!(
-        "leadrouter bench: {} form posts, {} clients, {cores} cores, {}",
+        "leadrouter bench: {} form posts, {} clients, {cores} cores ({}), {}",
         args.requests,
         args.concurrency,
+        placement.describe(),
         backend_name(&url)
     );
+    placement.pin_self();
 
-    let result = intake_over_http(&args, &dir, &url).await;
+    let result = intake_over_http(&args, &dir, &url, placement).await;
     if !args.no_baseline {
         let baseline_url = format!("sqlite://{}/baseline.db", dir.display());
         match (&result, bare_inserts(&baseline_url, args.requests).await) {
@@ -63,7 +70,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             Some(url) => url.clone(),
             None => format!("sqlite://{}/notify.db", dir.display()),
         };
-        if let Err(e) = notification_latency(&dir, &latency_url, args.notify_samples).await {
+        if let Err(e) = notification_latency(&dir, &latency_url, args.notify_samples, placement).await {
             println!("notification latency run failed: {e:#}");
         }
     }
@@ -73,7 +80,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
 /// Sends `samples` inquiries one at a time to an otherwise idle service and times each from
 /// the request to the arrival of its `lead.assigned` webhook at a local receiver.
-async fn notification_latency(dir: &std::path::Path, url: &str, samples: usize) -> anyhow::Result<()> {
+async fn notification_latency(
+    dir: &std::path::Path,
+    url: &str,
+    samples: usize,
+    placement: Placement,
+) -> anyhow::Result<()> {
     use std::collections::HashMap;
     use std::sync::Mutex;
     let arrivals: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
@@ -97,7 +109,7 @@ async fn notification_latency(dir: &std::path::Path, url: &str, samples: usize) 
     let hook = format!("http://{}/hook", listener.local_addr()?);
     tokio::spawn(async move { axum::serve(listener, receiver).await });
     let config = format!("{BENCH_CONFIG}\n[[notify.webhooks]]\nurl = \"{hook}\"\nevents = [\"lead.assigned\"]\n");
-    let (service, addr) = start_service(dir, url, &config).await?;
+    let (service, addr) = start_service(dir, url, &config, placement).await?;
     let mut conn = Connection::open(&addr).await?;
     let run_id = new_id();
     let mut latencies = Vec::with_capacity(samples);
@@ -130,6 +142,54 @@ async fn notification_latency(dir: &std::path::Path, url: &str, samples: usize) 
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted.get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1))).copied().unwrap_or_default()
+}
+
+/// Where the service and the load generator run. On VMs where waking a thread on another
+/// core is expensive (Firecracker: ~60 µs), giving each its own core measures the service
+/// rather than the hypervisor; `--no-pin` shows the other case.
+#[derive(Clone, Copy)]
+enum Placement {
+    Float,
+    /// Load generator on the first core, service on the last.
+    Split {
+        service_core: usize,
+    },
+}
+
+fn placement(args: &BenchArgs, cores: usize) -> Placement {
+    let taskset = std::process::Command::new("taskset").arg("--version").output().is_ok_and(|o| o.status.success());
+    if args.no_pin || cores < 2 || !taskset { Placement::Float } else { Placement::Split { service_core: cores - 1 } }
+}
+
+impl Placement {
+    fn describe(self) -> String {
+        match self {
+            Placement::Float => "service and load generator share all cores".into(),
+            Placement::Split { service_core } => format!("service on core {service_core}, load generator on core 0"),
+        }
+    }
+
+    /// Pins every thread of this process (the load generator) to core 0.
+    fn pin_self(self) {
+        if let Placement::Split { .. } = self {
+            let _ = std::process::Command::new("taskset")
+                .args(["-a", "-cp", "0", &std::process::id().to_string()])
+                .stdout(std::process::Stdio::null())
+                .status();
+        }
+    }
+
+    fn command(self) -> anyhow::Result<std::process::Command> {
+        let exe = std::env::current_exe()?;
+        Ok(match self {
+            Placement::Float => std::process::Command::new(exe),
+            Placement::Split { service_core } => {
+                let mut c = std::process::Command::new("taskset");
+                c.arg("-c").arg(service_core.to_string()).arg(exe);
+                c
+            }
+        })
+    }
 }
 
 fn backend_name(url: &str) -> &'static str {
@@ -173,11 +233,17 @@ impl Drop for Service {
     }
 }
 
-async fn start_service(dir: &std::path::Path, url: &str, config_text: &str) -> anyhow::Result<(Service, String)> {
+async fn start_service(
+    dir: &std::path::Path,
+    url: &str,
+    config_text: &str,
+    placement: Placement,
+) -> anyhow::Result<(Service, String)> {
     let config = dir.join(format!("bench-{}.toml", new_id()));
     std::fs::write(&config, config_text)?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let child = std::process::Command::new(std::env::current_exe()?)
+    let child = placement
+        .command()?
         .args(["--config", &config.to_string_lossy(), "serve"])
         .env("LEADROUTER__SERVER__LISTEN", format!("127.0.0.1:{port}"))
         .env("LEADROUTER__DATABASE__URL", url)
@@ -195,7 +261,12 @@ async fn start_service(dir: &std::path::Path, url: &str, config_text: &str) -> a
 }
 
 /// Returns leads per second.
-async fn intake_over_http(args: &BenchArgs, dir: &std::path::Path, url: &str) -> anyhow::Result<f64> {
+async fn intake_over_http(
+    args: &BenchArgs,
+    dir: &std::path::Path,
+    url: &str,
+    placement: Placement,
+) -> anyhow::Result<f64> {
     if args.existing_contacts > 0 {
         let mut settings = Settings::from_toml(BENCH_CONFIG)?;
         settings.database.url = url.to_owned();
@@ -205,7 +276,7 @@ async fn intake_over_http(args: &BenchArgs, dir: &std::path::Path, url: &str) ->
         store.close().await;
         println!("seeded {} existing contacts in {:.1?}", args.existing_contacts, started.elapsed());
     }
-    let (service, addr) = start_service(dir, url, BENCH_CONFIG).await?;
+    let (service, addr) = start_service(dir, url, BENCH_CONFIG, placement).await?;
     let run_id = new_id();
 
     // Warm-up: connections, statement caches.
