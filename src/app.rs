@@ -9,6 +9,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::channels::email::MailboxReader;
+use crate::channels::status::ChannelStatus;
 use crate::http::{AppState, router};
 use crate::intake::Intake;
 use crate::notify::Notifiers;
@@ -115,7 +117,12 @@ impl App {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();
-        let state = AppState::new(self.intake.clone(), crate::telemetry::metrics_handle());
+        let status = ChannelStatus::default();
+        let state = AppState::new(self.intake.clone(), crate::telemetry::metrics_handle(), status.clone());
+        for mailbox in &self.settings.imap {
+            let reader = MailboxReader::new(mailbox.clone(), self.intake.clone(), status.clone());
+            tasks.spawn(reader.run(cancel.child_token()));
+        }
 
         let worker = OutboxWorker {
             store: self.intake.store.clone(),

@@ -83,6 +83,17 @@ impl Intake {
 
     /// Processes one inquiry. `Ok` means committed: acknowledge it.
     pub async fn submit(&self, inquiry: &Inquiry, raw: RawItem<'_>) -> Result<Outcome, IntakeError> {
+        self.submit_with(inquiry, raw, Batch::new()).await
+    }
+
+    /// `submit`, with the channel's own bookkeeping (say, a mailbox cursor) written in the
+    /// same transaction, also when the item turns out to be a duplicate.
+    pub(crate) async fn submit_with(
+        &self,
+        inquiry: &Inquiry,
+        raw: RawItem<'_>,
+        also: Batch,
+    ) -> Result<Outcome, IntakeError> {
         let span = tracing::info_span!(
             "intake",
             channel = %inquiry.channel,
@@ -90,7 +101,7 @@ impl Intake {
             lead_id = tracing::field::Empty,
         );
         let started = Instant::now();
-        let result = self.commit_inquiry(inquiry, &raw).instrument(span.clone()).await;
+        let result = self.commit_inquiry(inquiry, &raw, also).instrument(span.clone()).await;
         let channel = inquiry.channel.as_str();
         match &result {
             Ok(outcome) => {
@@ -116,7 +127,7 @@ impl Intake {
         result
     }
 
-    async fn commit_inquiry(&self, inquiry: &Inquiry, raw: &RawItem<'_>) -> Result<Outcome, IntakeError> {
+    async fn commit_inquiry(&self, inquiry: &Inquiry, raw: &RawItem<'_>, also: Batch) -> Result<Outcome, IntakeError> {
         let (reply, outcome) = oneshot::channel();
         let unit = IntakeUnit {
             intake: self.clone(),
@@ -124,6 +135,7 @@ impl Intake {
             meta_json: serde_json::to_string(raw.meta).unwrap_or_else(|_| "{}".into()),
             payload: raw.payload.to_vec(),
             phase: Phase::Start,
+            also,
             outcome: None,
             reply: Some(reply),
         };
@@ -279,7 +291,7 @@ impl IntakeUnit {
         let (seen, ctx) = parse_context(rows, queries, team)?;
         if let Some(seen) = seen.filter(|s| !s.failed) {
             self.outcome = Some(Outcome::Duplicate { lead_id: seen.lead_id });
-            return Ok(Step::Done(Batch::new()));
+            return Ok(Step::Done(self.also.clone()));
         }
         let now = jiff::Timestamp::now();
         let mut plan = plan::plan(
@@ -316,7 +328,8 @@ impl IntakeUnit {
             return Ok(Step::More { writes, reads });
         }
         let events = intake.intake_events(inquiry, &plan, &ctx, ms(now));
-        let writes = write(&plan, &events);
+        let mut writes = write(&plan, &events);
+        writes.append(self.also.clone());
         self.outcome = Some(match plan.lead {
             LeadStep::Join { lead_id, .. } => Outcome::Joined { lead_id, contact_id },
             LeadStep::Open { lead_id, owner, .. } => {
@@ -348,7 +361,8 @@ impl IntakeUnit {
             LeadStep::Open { lead_id: lead_id.clone(), team: Some((team.id.clone(), seq)), owner: owner.clone() };
         ctx.team = Some(team);
         let events = intake.intake_events(&self.inquiry, &plan, &ctx, ms(now));
-        let writes = assignment_writes(&lead_id, owner.as_ref().map(|o| (o, (route.id, seq))), &events, ms(now));
+        let mut writes = assignment_writes(&lead_id, owner.as_ref().map(|o| (o, (route.id, seq))), &events, ms(now));
+        writes.append(self.also.clone());
         if let Some(Outcome::Created { owner: slot, .. }) = &mut self.outcome {
             *slot = owner.map(|o| o.rep_id);
         }
@@ -365,6 +379,8 @@ struct IntakeUnit {
     meta_json: String,
     payload: Vec<u8>,
     phase: Phase,
+    /// Written with the unit's own writes, whatever they are.
+    also: Batch,
     outcome: Option<Outcome>,
     reply: Option<oneshot::Sender<Result<Outcome, StoreError>>>,
 }
@@ -383,7 +399,8 @@ impl UnitOfWork for IntakeUnit {
             Backend::Postgres => None,
         };
         let i = &self.inquiry;
-        let (batch, queries) = context_reads(backend, i.channel.as_str(), &i.external_id, &i.identities, team);
+        let (batch, queries) =
+            context_reads(backend, i.channel.as_str(), &i.external_id, &i.identities, &i.thread, team);
         self.phase = Phase::Context { queries, backend };
         batch
     }

@@ -28,6 +28,7 @@ pub async fn replay(intake: &Intake, id: &str) -> Result<Outcome, ReplayError> {
     }
     match item.channel.as_str() {
         "webform" => replay_webform(intake, &item).await,
+        "email" => replay_email(intake, &item).await,
         other => Err(ReplayError::Unsupported(format!(
             "{other} items are not replayed: that channel's sender was told it failed and sends again"
         ))),
@@ -54,5 +55,33 @@ async fn replay_webform(intake: &Intake, item: &InboundItem) -> Result<Outcome, 
             .await
             .map_err(|e| ReplayError::StillFailing(e.to_string())),
         Parsed::Honeypot | Parsed::TestPing => Err(ReplayError::Unsupported("the item is not an inquiry".into())),
+    }
+}
+
+async fn replay_email(intake: &Intake, item: &InboundItem) -> Result<Outcome, ReplayError> {
+    use crate::channels::email::{normalise, parse};
+    let mailbox_id = item.meta.mailbox.as_deref().unwrap_or_default();
+    let mailbox = intake
+        .settings
+        .imap
+        .iter()
+        .find(|m| m.id == mailbox_id)
+        .ok_or_else(|| ReplayError::Unsupported(format!("mailbox `{mailbox_id}` is no longer configured")))?;
+    let (own, region) = crate::channels::email::reading_context(&intake.settings, mailbox);
+    let ctx = parse::MailboxContext { own_addresses: &own, default_region: region };
+    match parse::parse(&item.payload, &ctx).map_err(|e| ReplayError::StillFailing(e.to_string()))? {
+        parse::Verdict::Inquiry(mail) => {
+            let mut inquiry = normalise::to_inquiry(mailbox_id, &mail, Some(item.received_at))
+                .ok_or_else(|| ReplayError::Unsupported("the sender's address is not an address".into()))?;
+            // The key it failed under, so that this item is the one that gets processed.
+            inquiry.external_id = item.external_id.clone();
+            intake
+                .submit(&inquiry, RawItem { meta: &item.meta, payload: &item.payload })
+                .await
+                .map_err(|e| ReplayError::StillFailing(e.to_string()))
+        }
+        parse::Verdict::Skip { reason, .. } => {
+            Err(ReplayError::Unsupported(format!("the message is not an inquiry ({})", reason.as_str())))
+        }
     }
 }

@@ -297,13 +297,57 @@ pub struct ImapSettings {
     pub tls: ImapTls,
     pub username: String,
     pub password: Option<SecretString>,
+    /// The address people write to (`sales@example.com`) when it differs from `username`:
+    /// mail from it is ours, never a lead.
+    pub address: Option<String>,
     #[serde(default = "inbox")]
     pub folder: String,
     pub processed_folder: Option<String>,
     #[serde(default = "yes")]
     pub idle: bool,
+    /// Without IDLE (or with `idle = false`), how often the folder is checked.
+    #[serde(default = "poll_every")]
+    pub poll_interval: Duration,
     pub default_region: Option<String>,
-    pub backfill: Option<Duration>,
+    /// How far back the first start imports (`"7d"`); `"0s"` imports nothing old, and
+    /// `backfill_all = true` imports the whole folder.
+    #[serde(default = "week")]
+    pub backfill: Duration,
+    #[serde(default)]
+    pub backfill_all: bool,
+    /// `tls = "none"` is refused for anything but a loopback host unless this is set.
+    #[serde(default)]
+    pub allow_insecure: bool,
+    /// PEM file with extra trusted CA certificates (a company CA, a test server).
+    pub ca_file: Option<PathBuf>,
+    /// Time limit of each IMAP command.
+    #[serde(default = "command_timeout")]
+    pub command_timeout: Duration,
+}
+
+fn poll_every() -> Duration {
+    Duration::from_secs(60)
+}
+fn week() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
+fn command_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+impl ImapSettings {
+    /// The mailbox's own addresses, lower-cased: mail from them is never a lead.
+    pub fn own_addresses(&self) -> Vec<String> {
+        let mut own: Vec<String> = self
+            .address
+            .iter()
+            .chain(Some(&self.username))
+            .filter(|a| a.contains('@'))
+            .map(|a| a.trim().to_lowercase())
+            .collect();
+        own.dedup();
+        own
+    }
 }
 
 fn imap_port() -> u16 {
@@ -566,6 +610,21 @@ impl Settings {
             {
                 p.push(format!("imap `{}`: unknown default_region `{r}`", m.id));
             }
+            let loopback = matches!(m.host.as_str(), "localhost" | "127.0.0.1" | "::1");
+            if m.tls == ImapTls::None && !loopback && !m.allow_insecure {
+                p.push(format!(
+                    "imap `{}`: tls = \"none\" would send the password in clear to {}; use implicit or starttls, or set allow_insecure = true",
+                    m.id, m.host
+                ));
+            }
+            if m.password.is_none() {
+                p.push(format!("imap `{}`: password is missing", m.id));
+            }
+            if let Some(ca) = &m.ca_file
+                && !ca.exists()
+            {
+                p.push(format!("imap `{}`: ca_file {} does not exist", m.id, ca.display()));
+            }
         }
         for (i, w) in self.notify.webhooks.iter().enumerate() {
             if reqwest::Url::parse(&w.url).map(|u| !matches!(u.scheme(), "http" | "https")).unwrap_or(true) {
@@ -600,6 +659,11 @@ impl Settings {
 
     pub fn team(&self, id: &str) -> Option<&TeamSettings> {
         self.teams.iter().find(|t| t.id == id)
+    }
+
+    /// The address our notification emails come from, lower-cased.
+    pub fn notify_from(&self) -> Option<String> {
+        self.notify.email.as_ref().map(|e| e.from.trim().to_lowercase())
     }
 
     pub fn form(&self, id: &str) -> Option<&FormSettings> {

@@ -91,6 +91,9 @@ pub struct Inquiry {
     pub message: Message,
     /// Fields the channel could not map to anything above, kept on the lead.
     pub custom_fields: serde_json::Map<String, serde_json::Value>,
+    /// External ids of earlier messages this one answers (email `In-Reply-To`/`References`):
+    /// a reply joins the lead of the message it answers.
+    pub thread: Vec<String>,
     pub received_at: Timestamp,
 }
 

@@ -47,6 +47,8 @@ pub struct Context {
     /// The owner of the person's most recent lead, as a routing candidate (sticky owner).
     pub previous_owner: Option<Candidate>,
     pub team: Option<TeamContext>,
+    /// The open lead of a message this inquiry answers (email threading).
+    pub thread_lead: Option<OpenLead>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,7 +129,8 @@ pub fn plan(
         .collect();
 
     let (kept, folded) = fold_open_leads(&ctx.open_leads);
-    let lead = match kept {
+    // A reply belongs to the conversation it answers, whoever sends it.
+    let lead = match ctx.thread_lead.clone().or(kept) {
         Some(kept) => LeadStep::Join { lead_id: kept.id, owner_id: kept.owner_id },
         None => {
             let team = ctx.team.as_ref();
@@ -254,6 +257,15 @@ mod tests {
         assert!(p.new_identities.is_empty(), "the merged contact's identity moves over with the merge");
         assert_eq!(p.folded, vec![("l-young".into(), Some("ben".into()))]);
         assert_eq!(p.lead, LeadStep::Join { lead_id: "l-old".into(), owner_id: None });
+    }
+
+    #[test]
+    fn a_reply_joins_the_lead_of_the_message_it_answers() {
+        let thread =
+            OpenLead { id: "l-thread".into(), contact_id: "someone-else".into(), owner_id: None, created_at: 1 };
+        let ctx = Context { thread_lead: Some(thread), team: Some(team(&["anna"])), ..Default::default() };
+        let p = plan(&[email("colleague@b.co")], false, &ctx, true, Timestamp::UNIX_EPOCH, ids());
+        assert_eq!(p.lead, LeadStep::Join { lead_id: "l-thread".into(), owner_id: None });
     }
 
     #[test]

@@ -141,6 +141,7 @@ async fn submit_form(
         form_id: Some(form.id.clone()),
         content_type: content_type.map(str::to_owned),
         referer: referer.map(str::to_owned),
+        mailbox: None,
     };
     let (id, duplicate) = match state.intake().submit(&inquiry, RawItem { meta: &meta, payload: &body }).await {
         Ok(outcome @ Outcome::Duplicate { .. }) => (outcome.lead_id().map(str::to_owned), true),

@@ -147,6 +147,7 @@ async fn create_lead(
             attachments: Vec::new(),
         },
         custom_fields: body.custom_fields.clone(),
+        thread: Vec::new(),
         received_at: jiff::Timestamp::now(),
     };
     inquiry.normalise_identities();

@@ -31,6 +31,7 @@ use auth::BearerScheme;
 pub use auth::Caller;
 pub use error::{ApiError, ApiResult};
 
+use crate::channels::status::ChannelStatus;
 use crate::intake::Intake;
 use crate::settings::Settings;
 use crate::store::Store;
@@ -41,13 +42,14 @@ pub struct AppState(Arc<Inner>);
 struct Inner {
     intake: Intake,
     metrics: Option<PrometheusHandle>,
+    channels: ChannelStatus,
     /// sha256 of each admin token: compared in constant time, never kept in clear.
     admin_token_hashes: Vec<[u8; 32]>,
     form_limiter: DefaultKeyedRateLimiter<IpAddr>,
 }
 
 impl AppState {
-    pub fn new(intake: Intake, metrics: Option<PrometheusHandle>) -> Self {
+    pub fn new(intake: Intake, metrics: Option<PrometheusHandle>, channels: ChannelStatus) -> Self {
         use secrecy::ExposeSecret;
         let settings = &intake.settings;
         let admin_token_hashes =
@@ -55,7 +57,7 @@ impl AppState {
         let per_second = NonZeroU32::new(settings.server.form_rate_per_second).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(settings.server.form_rate_burst).unwrap_or(NonZeroU32::MIN);
         let form_limiter = DefaultKeyedRateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst));
-        AppState(Arc::new(Inner { intake, metrics, admin_token_hashes, form_limiter }))
+        AppState(Arc::new(Inner { intake, metrics, channels, admin_token_hashes, form_limiter }))
     }
 
     pub fn intake(&self) -> &Intake {

@@ -20,16 +20,26 @@ pub struct Health {
     pub status: &'static str,
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    pub status: &'static str,
+    /// Each channel worker (`imap:<id>`, …): `starting`, `connected`, `standby` (another
+    /// instance has it), `error` or `auth_failed`, with the last error. A failing channel does
+    /// not make the API unready.
+    #[schema(value_type = Object)]
+    pub channels: std::collections::BTreeMap<String, crate::channels::status::Health>,
+}
+
 #[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = Health)))]
 async fn healthz() -> axum::Json<Health> {
     axum::Json(Health { status: "ok" })
 }
 
 #[utoipa::path(get, path = "/readyz", tag = "ops",
-    responses((status = 200, body = Health), (status = 503, body = super::views::ErrorBody)))]
-async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Health>, ApiError> {
+    responses((status = 200, body = Readiness), (status = 503, body = super::views::ErrorBody)))]
+async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Readiness>, ApiError> {
     state.store().ping().await.map_err(|e| ApiError::Unavailable(format!("database unreachable: {e}")))?;
-    Ok(axum::Json(Health { status: "ready" }))
+    Ok(axum::Json(Readiness { status: "ready", channels: state.0.channels.snapshot() }))
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format")))]

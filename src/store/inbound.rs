@@ -14,6 +14,9 @@ pub struct InboundMeta {
     pub content_type: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub referer: Option<String>,
+    /// The `[[imap]]` mailbox an email came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mailbox: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -341,6 +341,7 @@ fn push_identities(b: &mut Batch, contact_id: &str, identities: &[Identity], now
 pub struct ContextQueries {
     seen: usize,
     known: Option<(usize, usize, usize)>,
+    thread: Option<usize>,
     team: Option<usize>,
 }
 
@@ -352,6 +353,7 @@ pub fn context_reads(
     channel: &str,
     external_id: &str,
     identities: &[Identity],
+    thread: &[String],
     team: Option<&str>,
 ) -> (Batch, ContextQueries) {
     let mut b = Batch::new();
@@ -386,8 +388,18 @@ pub fn context_reads(
         );
         (known, open, previous)
     });
+    let thread = (!thread.is_empty()).then(|| {
+        let list = (1..=thread.len()).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ");
+        b.query(
+            format!(
+                "SELECT l.id, l.contact_id, l.owner_id, l.created_at FROM interactions i JOIN leads l ON l.id = i.lead_id \
+                 WHERE l.closed_at IS NULL AND i.external_id IN ({list}) ORDER BY i.at DESC LIMIT 1"
+            ),
+            thread.iter().map(Arg::from).collect(),
+        )
+    });
     let team = team.map(|t| team_queries(&mut b, backend, t));
-    (b, ContextQueries { seen, known, team })
+    (b, ContextQueries { seen, known, thread, team })
 }
 
 /// The reads of a team's routing state on their own (PostgreSQL's second round: the team's
@@ -447,6 +459,20 @@ pub fn parse_context(
             });
         }
         ctx.previous_owner = rows.of(previous).first().map(|r| candidate_from_row(r, false)).transpose()?;
+    }
+    if let Some(i) = q.thread {
+        ctx.thread_lead = rows
+            .of(i)
+            .first()
+            .map(|r| {
+                Ok::<_, StoreError>(OpenLead {
+                    id: r.col("id")?,
+                    contact_id: r.col("contact_id")?,
+                    owner_id: r.col("owner_id")?,
+                    created_at: r.col("created_at")?,
+                })
+            })
+            .transpose()?;
     }
     if let (Some(team), Some(members)) = (team, q.team) {
         ctx.team = Some(team_context(team, rows.of(members))?);

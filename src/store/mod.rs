@@ -8,9 +8,11 @@ mod contacts;
 mod inbound;
 mod intake;
 mod leads;
+mod mailboxes;
 mod outbox;
 mod reps;
 mod rows;
+mod singleton;
 mod stats;
 mod writer;
 
@@ -28,10 +30,13 @@ pub use inbound::{InboundItem, InboundMeta};
 pub use intake::{ContextQueries, IntakeWrite, NewEvent, SeenItem, TeamRef};
 pub(crate) use intake::{assignment_writes, context_reads, intake_writes, parse_context, parse_team, team_reads};
 pub use leads::LeadFilter;
+pub(crate) use mailboxes::cursor_write;
+pub use mailboxes::{Cursor, SkippedMail};
 pub use outbox::{OutboxMessage, OutboxRow};
 pub use reps::token_hash;
 pub use reps::{RepPatch, RepRecord, RepSeed};
 pub use rows::{AssignmentRow, IdentityRow, InteractionRow, LeadRow, OwnerRef};
+pub use singleton::SingletonGuard;
 pub use stats::{RepStats, Summary};
 pub(crate) use writer::{Step, UnitOfWork, retry_pause};
 
@@ -104,10 +109,12 @@ pub struct Store {
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../../migrations/sqlite/0001_init.sql")),
     (2, "team sequence from members", include_str!("../../migrations/sqlite/0002_team_sequence_from_members.sql")),
+    (3, "email", include_str!("../../migrations/sqlite/0003_email.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
     (2, "team sequence from members", include_str!("../../migrations/postgres/0002_team_sequence_from_members.sql")),
+    (3, "email", include_str!("../../migrations/postgres/0003_email.sql")),
 ];
 
 impl Store {

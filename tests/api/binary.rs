@@ -279,7 +279,7 @@ async fn replay_processes_failed_items_again() {
         let meta = leadrouter::store::InboundMeta {
             form_id: Some("contact".into()),
             content_type: Some("application/json".into()),
-            referer: None,
+            ..Default::default()
         };
         let body =
             br#"{"name": "Replayed", "email": "replay@example.com", "message": "stored while the database was sick"}"#;

@@ -5,6 +5,7 @@ mod support;
 mod binary;
 mod concurrency;
 mod contacts;
+mod email;
 mod forms;
 mod leads;
 mod providers;

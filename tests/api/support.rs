@@ -164,6 +164,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub intake: Intake,
     stop: CancellationToken,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     /// Kept alive as long as the app: dropping it removes the database.
     _db: TestDb,
 }
@@ -190,8 +191,17 @@ impl TestApp {
         let intake = app.intake().clone();
         let stop = CancellationToken::new();
         let wait = stop.clone();
-        tokio::spawn(app.run_until_stopped(async move { wait.cancelled().await }));
-        TestApp { addr, client: reqwest::Client::new(), intake, stop, _db: db }
+        let server = tokio::spawn(app.run_until_stopped(async move { wait.cancelled().await }));
+        TestApp { addr, client: reqwest::Client::new(), intake, stop, server: Some(server), _db: db }
+    }
+
+    /// Stops the app the way SIGTERM does and hands back its database for a restart.
+    pub async fn stop_keep_db(mut self) -> TestDb {
+        self.stop.cancel();
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+        std::mem::replace(&mut self._db, TestDb { url: String::new(), dir: PathBuf::new(), pg: None })
     }
 
     pub fn store(&self) -> &Store {

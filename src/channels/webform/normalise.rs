@@ -90,6 +90,7 @@ pub fn to_inquiry(
         country: None,
         message: Message { subject: None, text: sub.message.clone().unwrap_or_default(), attachments: Vec::new() },
         custom_fields: custom,
+        thread: Vec::new(),
         received_at,
     };
     inquiry.normalise_identities();

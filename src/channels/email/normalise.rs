@@ -1,0 +1,36 @@
+//! A parsed email becomes an `Inquiry`.
+
+use jiff::Timestamp;
+
+use super::parse::ParsedMail;
+use crate::domain::{Channel, EmailAddress, Identity, Inquiry, Message, PhoneE164, Source};
+
+/// `None` when the sender's address is not an address (nothing to reach the person by).
+pub fn to_inquiry(mailbox: &str, mail: &ParsedMail, internal_ms: Option<i64>) -> Option<Inquiry> {
+    let sender = EmailAddress::parse(&mail.sender_email).ok()?;
+    let mut identities: Vec<Identity> = vec![sender.into()];
+    // The parser read them as E.164 already; parsing again only re-checks them.
+    identities.extend(mail.phones.iter().filter_map(|p| PhoneE164::parse(p, None).ok()).map(Identity::from));
+    let text = if mail.text.is_empty() { mail.full_text.clone() } else { mail.text.clone() };
+    let received =
+        mail.date_ms.or(internal_ms).and_then(|ms| Timestamp::from_millisecond(ms).ok()).unwrap_or_else(Timestamp::now);
+    let mut custom = serde_json::Map::new();
+    if mail.relayed {
+        custom.insert("relayed".into(), true.into());
+    }
+    let mut inquiry = Inquiry {
+        channel: Channel::Email,
+        external_id: mail.message_id.clone(),
+        source: Source { mailbox: Some(mailbox.to_owned()), ..Default::default() },
+        contact_name: mail.sender_name.clone().filter(|n| !n.trim().is_empty()),
+        identities,
+        language: mail.language.clone(),
+        country: None,
+        message: Message { subject: mail.subject.clone(), text, attachments: mail.attachments.clone() },
+        custom_fields: custom,
+        thread: mail.thread_ids.clone(),
+        received_at: received,
+    };
+    inquiry.normalise_identities();
+    Some(inquiry)
+}

@@ -1,0 +1,99 @@
+//! Mailbox cursors and what the email channel records besides leads.
+
+use super::batch::Batch;
+use super::inbound::InboundMeta;
+use super::rows::Col;
+use super::{Result, Store, new_id};
+
+/// Where a mailbox's reader is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub uidvalidity: u32,
+    pub last_uid: u32,
+}
+
+/// The statement that moves a mailbox's cursor to `uid` (never backwards within one
+/// UIDVALIDITY): written in the same transaction as the message it stands for.
+pub(crate) fn cursor_write(mailbox: &str, cursor: Cursor, now: i64) -> Batch {
+    let mut b = Batch::new();
+    b.exec(
+        "INSERT INTO mailbox_cursors (mailbox_id, uidvalidity, last_uid, updated_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (mailbox_id) DO UPDATE SET \
+         last_uid = CASE WHEN mailbox_cursors.uidvalidity = $2 AND mailbox_cursors.last_uid > $3 \
+                    THEN mailbox_cursors.last_uid ELSE $3 END, \
+         uidvalidity = $2, updated_at = $4",
+        vec![mailbox.into(), i64::from(cursor.uidvalidity).into(), i64::from(cursor.last_uid).into(), now.into()],
+    );
+    b
+}
+
+/// A message that is not a lead, as the email channel records it.
+pub struct SkippedMail<'a> {
+    pub mailbox: &'a str,
+    pub message_id: &'a str,
+    pub meta: &'a InboundMeta,
+    pub payload: &'a [u8],
+    pub reason: &'a str,
+    /// Addresses a bounce reports as failed (lower-cased).
+    pub undeliverable: &'a [String],
+    pub cursor: Cursor,
+}
+
+impl Store {
+    pub async fn mailbox_cursor(&self, mailbox: &str) -> Result<Option<Cursor>> {
+        let row = sqlx::query("SELECT uidvalidity, last_uid FROM mailbox_cursors WHERE mailbox_id = $1")
+            .bind(mailbox)
+            .fetch_optional(self.reader())
+            .await?;
+        row.map(|r| {
+            let (v, u): (i64, i64) = (r.col("uidvalidity")?, r.col("last_uid")?);
+            Ok(Cursor { uidvalidity: u32::try_from(v).unwrap_or(0), last_uid: u32::try_from(u).unwrap_or(0) })
+        })
+        .transpose()
+    }
+
+    /// Starts a mailbox over (first start, or the folder's UIDVALIDITY changed).
+    pub async fn reset_cursor(&self, mailbox: &str, cursor: Cursor, now: i64) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO mailbox_cursors (mailbox_id, uidvalidity, last_uid, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (mailbox_id) DO UPDATE SET uidvalidity = $2, last_uid = $3, updated_at = $4",
+        )
+        .bind(mailbox)
+        .bind(i64::from(cursor.uidvalidity))
+        .bind(i64::from(cursor.last_uid))
+        .bind(now)
+        .execute(&mut *tx.tx)
+        .await?;
+        tx.commit().await
+    }
+
+    /// Moves the cursor past a message recorded some other way (a failed item).
+    pub async fn advance_cursor(&self, mailbox: &str, cursor: Cursor, now: i64) -> Result<()> {
+        let mut tx = self.begin().await?;
+        tx.run(cursor_write(mailbox, cursor, now)).await?;
+        tx.commit().await
+    }
+
+    /// Records a skipped message (auto-reply, bounce, list mail…) with its reason, marks
+    /// the addresses a bounce reports, and moves the cursor past it: one transaction.
+    pub async fn record_skipped_mail(&self, m: &SkippedMail<'_>, now: i64) -> Result<()> {
+        let meta = serde_json::to_string(m.meta).unwrap_or_else(|_| "{}".into());
+        let mut b = Batch::new();
+        b.exec(
+            "INSERT INTO inbound_items (id, channel, external_id, meta, payload, status, reason, received_at, processed_at) \
+             VALUES ($1, 'email', $2, $3, $4, 'skipped', $5, $6, $6) ON CONFLICT (channel, external_id) DO NOTHING",
+            vec![new_id().into(), m.message_id.into(), meta.into(), m.payload.to_vec().into(), m.reason.into(), now.into()],
+        );
+        for address in m.undeliverable {
+            b.exec(
+                "UPDATE identities SET undeliverable_at = $1 WHERE kind = 'email' AND value = $2",
+                vec![now.into(), address.into()],
+            );
+        }
+        b.append(cursor_write(m.mailbox, m.cursor, now));
+        let mut tx = self.begin().await?;
+        tx.run(b).await?;
+        tx.commit().await
+    }
+}

@@ -1,0 +1,212 @@
+//! The email channel against a real Dovecot (tests/env/dovecot-up.sh): each test gets a
+//! folder of its own in leads@example.test and appends real .eml fixtures to it over IMAP.
+
+use std::time::Duration;
+
+use futures_util::TryStreamExt;
+use leadrouter::channels::email::imap::{self, ImapSession};
+use leadrouter::settings::{Duration as D, ImapSettings, ImapTls};
+use serde_json::Value;
+
+use crate::both;
+use crate::support::{Db, TestApp, eventually};
+
+pub struct Dovecot {
+    pub port: u16,
+    pub tls_port: u16,
+    pub ca: String,
+}
+
+/// The test Dovecot, if it runs. Under `CI=true` a missing server fails the test.
+pub async fn dovecot() -> Option<Dovecot> {
+    let port = std::env::var("LEADROUTER_TEST_IMAP_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(10143);
+    let tls_port = std::env::var("LEADROUTER_TEST_IMAPS_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(10993);
+    let ca = std::env::var("LEADROUTER_TEST_IMAP_CA")
+        .unwrap_or_else(|_| "/tmp/leadrouter-testenv/dovecot/ssl/cert.pem".into());
+    if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        return Some(Dovecot { port, tls_port, ca });
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("Dovecot is required under CI=true but 127.0.0.1:{port} is closed (tests/env/dovecot-up.sh)");
+    }
+    eprintln!("skipping: no Dovecot on 127.0.0.1:{port} (run tests/env/dovecot-up.sh)");
+    None
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{}/tests/fixtures/email/{name}.eml", env!("CARGO_MANIFEST_DIR"))).expect("fixture")
+}
+
+impl Dovecot {
+    pub fn settings(&self, id: &str, folder: &str) -> ImapSettings {
+        ImapSettings {
+            id: id.into(),
+            host: "127.0.0.1".into(),
+            port: self.port,
+            tls: ImapTls::None,
+            username: "leads@example.test".into(),
+            password: Some("password".to_owned().into()),
+            address: Some("sales@kestrel-systems.com".into()),
+            folder: folder.into(),
+            processed_folder: None,
+            idle: true,
+            poll_interval: D::from_secs(1),
+            default_region: Some("US".into()),
+            backfill: D::from_secs(7 * 24 * 3600),
+            backfill_all: true,
+            allow_insecure: false,
+            ca_file: None,
+            command_timeout: D::from_secs(10),
+        }
+    }
+
+    /// A fresh folder of the test's own, and a session to fill it.
+    pub async fn folder(&self) -> (String, ImapSession) {
+        let folder = format!("t{}", leadrouter::store::new_id());
+        let mut session = imap::connect(&self.settings("setup", "INBOX")).await.expect("connect");
+        session.create(&folder).await.expect("create folder");
+        (folder, session)
+    }
+}
+
+pub fn mailbox_config(s: &ImapSettings) -> String {
+    format!(
+        "[[imap]]\nid = \"{}\"\nhost = \"{}\"\nport = {}\ntls = \"{}\"\nusername = \"{}\"\npassword = \"{}\"\naddress = \"sales@kestrel-systems.com\"\nfolder = \"{}\"\nidle = {}\npoll_interval = \"1s\"\nbackfill_all = {}\ndefault_region = \"US\"\n{}",
+        s.id,
+        s.host,
+        s.port,
+        match s.tls {
+            ImapTls::None => "none",
+            ImapTls::Starttls => "starttls",
+            ImapTls::Implicit => "implicit",
+        },
+        s.username,
+        secrecy::ExposeSecret::expose_secret(s.password.as_ref().expect("password")),
+        s.folder,
+        s.idle,
+        s.backfill_all,
+        s.ca_file.as_ref().map(|c| format!("ca_file = \"{}\"\n", c.display())).unwrap_or_default(),
+    )
+}
+
+async fn append(session: &mut ImapSession, folder: &str, names: &[&str]) {
+    for name in names {
+        session.append(folder, None, None, fixture(name)).await.expect("append");
+    }
+}
+
+async fn items(app: &TestApp) -> Vec<(String, String, Option<String>)> {
+    sqlx::query_as::<_, (String, String, Option<String>)>(
+        "SELECT external_id, status, reason FROM inbound_items WHERE channel = 'email' ORDER BY received_at, external_id",
+    )
+    .fetch_all(&app.store().reader_pool())
+    .await
+    .expect("items")
+}
+
+fn identity_values(lead: &Value) -> Vec<String> {
+    lead["contact"]["identities"]
+        .as_array()
+        .expect("identities")
+        .iter()
+        .filter_map(|i| i["value"].as_str().map(str::to_owned))
+        .collect()
+}
+
+async fn the_inbox_becomes_leads_and_the_rest_is_recorded_as_skipped(db: Db) {
+    let Some(dovecot) = dovecot().await else { return };
+    let (folder, mut setup) = dovecot.folder().await;
+    append(
+        &mut setup,
+        &folder,
+        &["plain", "html_only", "relay", "autoreply", "bounce", "list", "own", "no_message_id", "bad_date"],
+    )
+    .await;
+    let app = TestApp::spawn(db, &mailbox_config(&dovecot.settings("sales", &folder))).await;
+    eventually(15, || async { items(&app).await.len() == 9 }).await;
+
+    let by_id = items(&app).await;
+    let status_of =
+        |needle: &str| by_id.iter().find(|(id, _, _)| id.contains(needle)).map(|(_, s, r)| (s.clone(), r.clone()));
+    assert_eq!(status_of("CAF3k9xQ2mPq7RvN0aTz"), Some(("processed".into(), None)));
+    assert_eq!(status_of("autoreply-7f3e0c"), Some(("skipped".into(), Some("auto_reply".into()))));
+    assert_eq!(status_of("mx.kestrel-systems.com"), Some(("skipped".into(), Some("bounce".into()))));
+    assert_eq!(status_of("nl.2026-10.a81f"), Some(("skipped".into(), Some("bulk".into()))));
+    assert_eq!(status_of("quote-7731"), Some(("skipped".into(), Some("own_message".into()))));
+    assert!(
+        by_id.iter().any(|(id, s, _)| id.starts_with("sha256:") && s == "processed"),
+        "no Message-ID: a content hash key"
+    );
+
+    let leads = app.leads("").await;
+    assert_eq!(leads.len(), 5, "plain, html-only, relay, no Message-ID, bad Date");
+    assert!(leads.iter().all(|l| l["channel"] == "email" && l["source"]["mailbox"] == "sales"));
+    let daniel = leads
+        .iter()
+        .find(|l| identity_values(l).contains(&"daniel.okafor@brightline-logistics.com".to_owned()))
+        .expect("Daniel's lead");
+    assert!(identity_values(daniel).iter().any(|v| v.starts_with('+')), "the phone in his signature: {daniel}");
+    let relay = leads.iter().find(|l| identity_values(l).contains(&"maria.gonzalez@solar-andino.cl".to_owned()));
+    assert!(relay.is_some(), "a form relay's Reply-To is the prospect");
+    assert!(
+        !leads.iter().any(|l| identity_values(l).iter().any(|v| v.contains("noreply@"))),
+        "never the relay address"
+    );
+    let lead = app.lead(daniel["id"].as_str().expect("id")).await;
+    assert_eq!(lead["interactions"][0]["subject"], "Quote for 40 handheld barcode scanners");
+    assert!(lead["owner"]["id"].is_string());
+
+    // Committed, then flagged \Seen on the server.
+    setup.select(&folder).await.expect("select");
+    let flags = setup.uid_fetch("1:*", "FLAGS").await.expect("fetch").try_collect::<Vec<_>>().await.expect("flags");
+    assert_eq!(flags.len(), 9);
+    assert!(flags.iter().all(|f| f.flags().any(|fl| matches!(fl, async_imap::types::Flag::Seen))));
+}
+both!(the_inbox_becomes_leads_and_the_rest_is_recorded_as_skipped);
+
+async fn restarts_resume_where_they_stopped_and_idle_picks_up_new_mail(db: Db) {
+    let Some(dovecot) = dovecot().await else { return };
+    let (folder, mut setup) = dovecot.folder().await;
+    append(&mut setup, &folder, &["plain", "html_only"]).await;
+    let config = mailbox_config(&dovecot.settings("sales", &folder));
+    let app = TestApp::spawn(db, &config).await;
+    eventually(15, || async { items(&app).await.len() == 2 }).await;
+    let db = app.stop_keep_db().await;
+
+    // While the service is down, more mail arrives, and one message is delivered again.
+    append(&mut setup, &folder, &["relay", "plain"]).await;
+    let app = TestApp::spawn_on(db, &format!("{}\n{config}", crate::support::BASE_CONFIG)).await;
+    eventually(15, || async { items(&app).await.len() == 3 }).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM interactions").await, 3, "nothing imported twice");
+
+    // Mail that arrives while the reader waits in IDLE is a lead within seconds.
+    append(&mut setup, &folder, &["bad_date"]).await;
+    eventually(5, || async { items(&app).await.len() == 4 }).await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM leads").await, 4);
+}
+both!(restarts_resume_where_they_stopped_and_idle_picks_up_new_mail);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_show_in_readyz_and_tls_works() {
+    let Some(dovecot) = dovecot().await else { return };
+    let (folder, mut setup) = dovecot.folder().await;
+    append(&mut setup, &folder, &["plain"]).await;
+    let mut wrong = dovecot.settings("wrong", &folder);
+    wrong.password = Some("not-the-password".to_owned().into());
+    let mut tls = dovecot.settings("tls", &folder);
+    tls.tls = ImapTls::Implicit;
+    tls.port = dovecot.tls_port;
+    tls.host = "localhost".into();
+    tls.ca_file = Some(dovecot.ca.clone().into());
+    let app = TestApp::spawn(Db::Sqlite, &format!("{}\n{}", mailbox_config(&wrong), mailbox_config(&tls))).await;
+    eventually(15, || async {
+        let ready = app.client.get(app.url("/readyz")).send().await.expect("get").json::<Value>().await.expect("json");
+        ready["channels"]["imap:wrong"]["state"] == "auth_failed"
+            && ready["channels"]["imap:tls"]["state"] == "connected"
+    })
+    .await;
+    eventually(10, || async { app.count("SELECT COUNT(*) FROM leads").await == 1 }).await;
+    let metrics = app.client.get(app.url("/metrics")).send().await.expect("get").text().await.expect("text");
+    assert!(metrics.contains("leadrouter_channel_up{worker=\"imap:wrong\"} 0"), "{metrics}");
+}
