@@ -36,6 +36,18 @@ pub struct BenchArgs {
     /// idle (0 skips it).
     #[arg(long, default_value_t = 200)]
     pub notify_samples: usize,
+    /// Instead of form posts: put this many messages in a fresh folder of an IMAP mailbox and
+    /// time the service ingesting the backlog (defaults fit tests/env/dovecot-up.sh).
+    #[arg(long, default_value_t = 0)]
+    pub imap_messages: usize,
+    #[arg(long, default_value = "127.0.0.1")]
+    pub imap_host: String,
+    #[arg(long, default_value_t = 10143)]
+    pub imap_port: u16,
+    #[arg(long, default_value = "leads@example.test")]
+    pub imap_user: String,
+    #[arg(long, default_value = "password")]
+    pub imap_password: String,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -44,6 +56,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let url = args.database_url.clone().unwrap_or_else(|| format!("sqlite://{}/bench.db", dir.display()));
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let placement = placement(&args, cores);
+    if args.imap_messages > 0 {
+        let result = imap_backlog(&args, &dir, &url, placement).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        return result;
+    }
     println!(
         "leadrouter bench: {} form posts, {} clients, {cores} cores ({}), {}",
         args.requests,
@@ -76,6 +93,89 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let _ = std::fs::remove_dir_all(&dir);
     result.map(|_| ())
+}
+
+/// Fills a fresh folder with `args.imap_messages` messages (four sessions appending in
+/// parallel), starts the service reading it, and times the backlog from start to the last
+/// message committed.
+async fn imap_backlog(args: &BenchArgs, dir: &std::path::Path, url: &str, placement: Placement) -> anyhow::Result<()> {
+    use crate::channels::email::imap;
+    use crate::settings::{Duration as D, ImapSettings, ImapTls};
+    let n = args.imap_messages;
+    let folder = format!("bench{}", new_id());
+    let settings = ImapSettings {
+        id: "bench".into(),
+        host: args.imap_host.clone(),
+        port: args.imap_port,
+        tls: ImapTls::None,
+        username: args.imap_user.clone(),
+        password: Some(args.imap_password.clone().into()),
+        address: None,
+        folder: folder.clone(),
+        processed_folder: None,
+        idle: true,
+        poll_interval: D::from_secs(5),
+        default_region: None,
+        backfill: D::from_secs(0),
+        backfill_all: true,
+        allow_insecure: false,
+        ca_file: None,
+        command_timeout: D::from_secs(30),
+    };
+    let mut session = imap::connect(&settings).await.context("connecting to the IMAP server")?;
+    session.create(&folder).await?;
+    let started = Instant::now();
+    let run_id = new_id();
+    let mut appends = tokio::task::JoinSet::new();
+    for part in 0..4 {
+        let (settings, folder, run_id) = (settings.clone(), folder.clone(), run_id.clone());
+        appends.spawn(async move {
+            let mut session = imap::connect(&settings).await?;
+            for i in (part..n).step_by(4) {
+                let mail = format!(
+                    "From: Prospect {i} <p{i}.{run_id}@example.com>\r\nTo: sales@example.test\r\n\
+                     Subject: Inquiry {i}\r\nMessage-ID: <{run_id}.{i}@example.com>\r\n\
+                     Date: Wed, 04 Mar 2026 10:00:00 +0000\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+                     Hello, please call me back at +1 415 555 {:04}.\r\n\r\n-- \r\nProspect {i}\r\n",
+                    i % 10_000
+                );
+                session.append(&folder, None, None, mail.as_bytes()).await?;
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(done) = appends.join_next().await {
+        done??;
+    }
+    println!("imap backlog: appended {n} messages in {:.1?}", started.elapsed());
+
+    let config = format!(
+        "{BENCH_CONFIG}\n[[imap]]\nid = \"bench\"\nhost = \"{}\"\nport = {}\ntls = \"none\"\nusername = \"{}\"\npassword = \"{}\"\nfolder = \"{folder}\"\nbackfill_all = true\n",
+        args.imap_host, args.imap_port, args.imap_user, args.imap_password
+    );
+    let started = Instant::now();
+    let (service, _addr) = start_service(dir, url, &config, placement).await?;
+    let store = Store::connect(url, 2).await?;
+    let mut seen = 0;
+    while seen < n {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        seen = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM inbound_items WHERE channel = 'email'")
+            .fetch_one(&store.reader_pool())
+            .await
+            .map(|c| usize::try_from(c).unwrap_or(0))
+            .unwrap_or(0);
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(600), "only {seen} of {n} ingested after 10 minutes");
+    }
+    let elapsed = started.elapsed();
+    drop(service);
+    store.close().await;
+    let _ = session.delete(&folder).await;
+    println!(
+        "imap backlog: {n} messages ingested in {elapsed:.2?} from service start: {:.0} messages/s ({})",
+        n as f64 / elapsed.as_secs_f64(),
+        backend_name(url)
+    );
+    Ok(())
 }
 
 /// Sends `samples` inquiries one at a time to an otherwise idle service and times each from

@@ -210,3 +210,124 @@ async fn refused_credentials_show_in_readyz_and_tls_works() {
     let metrics = app.client.get(app.url("/metrics")).send().await.expect("get").text().await.expect("text");
     assert!(metrics.contains("leadrouter_channel_up{worker=\"imap:wrong\"} 0"), "{metrics}");
 }
+
+/// A reply from someone else, quoting a lead's message, lands on that lead.
+async fn replies_join_the_lead_of_the_message_they_answer(db: Db) {
+    let Some(dovecot) = dovecot().await else { return };
+    let (folder, mut setup) = dovecot.folder().await;
+    append(&mut setup, &folder, &["plain"]).await;
+    let app = TestApp::spawn(db, &mailbox_config(&dovecot.settings("sales", &folder))).await;
+    eventually(15, || async { items(&app).await.len() == 1 }).await;
+    let reply = "From: Grace Obi <grace.obi@brightline-logistics.com>\r\n\
+                 To: sales@kestrel-systems.com\r\n\
+                 Subject: Re: Quote for 40 handheld barcode scanners\r\n\
+                 Message-ID: <grace-1@brightline-logistics.com>\r\n\
+                 In-Reply-To: <CAF3k9xQ2mPq7RvN0aTz@mail.brightline-logistics.com>\r\n\
+                 Date: Wed, 04 Mar 2026 11:00:00 +0000\r\n\
+                 Content-Type: text/plain; charset=utf-8\r\n\r\n\
+                 I take over from Daniel: we also need 10 chargers.\r\n";
+    setup.append(&folder, None, None, reply.as_bytes()).await.expect("append");
+    eventually(10, || async { items(&app).await.len() == 2 }).await;
+    let leads = app.leads("").await;
+    assert_eq!(leads.len(), 1, "the colleague's reply joins Daniel's lead");
+    let lead = app.lead(leads[0]["id"].as_str().expect("id")).await;
+    let texts: Vec<&str> =
+        lead["interactions"].as_array().expect("timeline").iter().filter_map(|i| i["text"].as_str()).collect();
+    assert!(texts.last().is_some_and(|t| t.contains("10 chargers")), "{texts:?}");
+    assert_eq!(app.count("SELECT COUNT(*) FROM contacts").await, 2, "Grace is a contact of her own");
+}
+both!(replies_join_the_lead_of_the_message_they_answer);
+
+/// A TCP proxy in front of Dovecot whose connections the test can cut, as a server restart
+/// or a network blip would.
+struct Proxy {
+    port: u16,
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+impl Proxy {
+    async fn start(target: u16) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (cut, watch) = tokio::sync::watch::channel(0u64);
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let mut cut = watch.clone();
+                // Only cuts from now on end this connection.
+                cut.borrow_and_update();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Proxy { port, cut }
+    }
+
+    /// Drops every open connection.
+    fn cut(&self) {
+        self.cut.send_modify(|n| *n += 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reader_reconnects_and_survives_a_uidvalidity_change() {
+    let Some(dovecot) = dovecot().await else { return };
+    let (folder, mut setup) = dovecot.folder().await;
+    append(&mut setup, &folder, &["plain", "html_only"]).await;
+    let proxy = Proxy::start(dovecot.port).await;
+    let mut settings = dovecot.settings("sales", &folder);
+    settings.port = proxy.port;
+    let app = TestApp::spawn(Db::Sqlite, &mailbox_config(&settings)).await;
+    eventually(15, || async { items(&app).await.len() == 2 }).await;
+
+    // The connection drops (a server restart, a NAT timeout): the reader comes back.
+    proxy.cut();
+    append(&mut setup, &folder, &["relay"]).await;
+    eventually(20, || async { items(&app).await.len() == 3 }).await;
+
+    // The folder is recreated: new UIDVALIDITY, the old messages again plus one new one.
+    proxy.cut();
+    setup.delete(&folder).await.expect("delete");
+    setup.create(&folder).await.expect("create");
+    append(&mut setup, &folder, &["plain", "html_only", "relay", "bad_date"]).await;
+    proxy.cut();
+    eventually(20, || async { items(&app).await.len() == 4 }).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM interactions").await, 4, "rescanned, nothing imported twice");
+    let ready = app.client.get(app.url("/readyz")).send().await.expect("get").json::<Value>().await.expect("json");
+    assert_eq!(ready["channels"]["imap:sales"]["state"], "connected", "{ready}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_instance_reads_a_mailbox_and_another_takes_over() {
+    let Some(dovecot) = dovecot().await else { return };
+    if crate::support::postgres_admin_url().await.is_none() {
+        return;
+    }
+    let (folder, mut setup) = dovecot.folder().await;
+    let db = crate::support::TestDb::new(Db::Postgres).await;
+    let config = format!("{}\n{}", crate::support::BASE_CONFIG, mailbox_config(&dovecot.settings("sales", &folder)));
+    let mut first = TestApp::spawn_shared(&db, &config).await;
+    eventually(10, || async {
+        let r = first.client.get(first.url("/readyz")).send().await.expect("get").json::<Value>().await.expect("json");
+        r["channels"]["imap:sales"]["state"] == "connected"
+    })
+    .await;
+    let second = TestApp::spawn_shared(&db, &config).await;
+    eventually(10, || async {
+        let r =
+            second.client.get(second.url("/readyz")).send().await.expect("get").json::<Value>().await.expect("json");
+        r["channels"]["imap:sales"]["state"] == "standby"
+    })
+    .await;
+
+    first.stop().await;
+    append(&mut setup, &folder, &["plain"]).await;
+    eventually(20, || async { items(&second).await.len() == 1 }).await;
+    let r = second.client.get(second.url("/readyz")).send().await.expect("get").json::<Value>().await.expect("json");
+    assert_eq!(r["channels"]["imap:sales"]["state"], "connected");
+}

@@ -165,8 +165,9 @@ pub struct TestApp {
     pub intake: Intake,
     stop: CancellationToken,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    /// Kept alive as long as the app: dropping it removes the database.
-    _db: TestDb,
+    /// Kept alive as long as the app: dropping it removes the database (`None` when the
+    /// database belongs to the test, shared by several apps).
+    db: Option<TestDb>,
 }
 
 impl TestApp {
@@ -182,6 +183,13 @@ impl TestApp {
     }
 
     pub async fn spawn_on(db: TestDb, config: &str) -> TestApp {
+        let mut app = Self::spawn_shared(&db, config).await;
+        app.db = Some(db);
+        app
+    }
+
+    /// An app on a database the test owns (several instances on one PostgreSQL).
+    pub async fn spawn_shared(db: &TestDb, config: &str) -> TestApp {
         let mut settings = Settings::from_toml(config).expect("test config parses");
         settings.server.listen = "127.0.0.1:0".into();
         settings.database.url = db.url.clone();
@@ -192,16 +200,21 @@ impl TestApp {
         let stop = CancellationToken::new();
         let wait = stop.clone();
         let server = tokio::spawn(app.run_until_stopped(async move { wait.cancelled().await }));
-        TestApp { addr, client: reqwest::Client::new(), intake, stop, server: Some(server), _db: db }
+        TestApp { addr, client: reqwest::Client::new(), intake, stop, server: Some(server), db: None }
     }
 
-    /// Stops the app the way SIGTERM does and hands back its database for a restart.
-    pub async fn stop_keep_db(mut self) -> TestDb {
+    /// Stops the app the way SIGTERM does and waits for it to finish.
+    pub async fn stop(&mut self) {
         self.stop.cancel();
         if let Some(server) = self.server.take() {
             let _ = server.await;
         }
-        std::mem::replace(&mut self._db, TestDb { url: String::new(), dir: PathBuf::new(), pg: None })
+    }
+
+    /// Stops the app and hands back its database for a restart.
+    pub async fn stop_keep_db(mut self) -> TestDb {
+        self.stop().await;
+        self.db.take().expect("the app owns its database")
     }
 
     pub fn store(&self) -> &Store {
