@@ -57,6 +57,7 @@ fn rep_seeds(settings: &Settings) -> Vec<RepSeed> {
             timezone: r.timezone.clone(),
             working_hours: r.working_hours.clone(),
             active: r.active,
+            notify: r.notify.as_str().to_owned(),
             out_of_office_until: r.out_of_office_until.as_deref().and_then(parse_instant).map(ms),
             teams: settings
                 .teams
@@ -126,7 +127,7 @@ impl App {
 
         let worker = OutboxWorker {
             store: self.intake.store.clone(),
-            notifiers: Notifiers::new(&self.settings)?,
+            notifiers: Notifiers::new(&self.settings, self.intake.store.clone())?,
             settings: self.settings.outbox.clone(),
             wakeup: self.intake.outbox_wakeup.clone(),
         };

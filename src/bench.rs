@@ -100,27 +100,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 /// message committed.
 async fn imap_backlog(args: &BenchArgs, dir: &std::path::Path, url: &str, placement: Placement) -> anyhow::Result<()> {
     use crate::channels::email::imap;
-    use crate::settings::{Duration as D, ImapSettings, ImapTls};
+    use crate::settings::{ImapSettings, ImapTls};
     let n = args.imap_messages;
     let folder = format!("bench{}", new_id());
     let settings = ImapSettings {
-        id: "bench".into(),
-        host: args.imap_host.clone(),
-        port: args.imap_port,
-        tls: ImapTls::None,
-        username: args.imap_user.clone(),
-        password: Some(args.imap_password.clone().into()),
-        address: None,
-        folder: folder.clone(),
-        processed_folder: None,
-        idle: true,
-        poll_interval: D::from_secs(5),
-        default_region: None,
-        backfill: D::from_secs(0),
         backfill_all: true,
-        allow_insecure: false,
-        ca_file: None,
-        command_timeout: D::from_secs(30),
+        ..ImapSettings::new(
+            "bench",
+            &args.imap_host,
+            args.imap_port,
+            ImapTls::None,
+            &args.imap_user,
+            &args.imap_password,
+            &folder,
+        )
     };
     let mut session = imap::connect(&settings).await.context("connecting to the IMAP server")?;
     session.create(&folder).await?;

@@ -33,5 +33,25 @@ pub fn lead_event(
         data: body,
         at,
         deliveries,
+        email_domain: settings.notify_from().and_then(|from| from.rsplit_once('@').map(|(_, d)| d.to_owned())),
     }
 }
+
+/// Adds an email to `rep_id` about the event, when email notifications are configured. The
+/// notifier decides at sending time whether the rep hears by email (see `notify::email`).
+pub fn notify_rep(event: &mut NewEvent, settings: &Settings, rep_id: &str) {
+    if settings.notify.email.is_some() {
+        event.deliveries.push(("email", format!("{REP_TARGET}{rep_id}")));
+    }
+}
+
+/// Adds the acknowledgement to a prospect who wrote to `mailbox`, if that mailbox sends one.
+pub fn acknowledge(event: &mut NewEvent, settings: &Settings, mailbox: &str, address: &str) {
+    if settings.notify.email.is_some() && settings.imap.iter().any(|m| m.id == mailbox && m.acknowledge) {
+        event.deliveries.push(("email", format!("{ACK_TARGET}{mailbox}:{address}")));
+    }
+}
+
+/// Email outbox targets: `rep:<rep id>` and `ack:<mailbox id>:<address>`.
+pub const REP_TARGET: &str = "rep:";
+pub const ACK_TARGET: &str = "ack:";

@@ -187,11 +187,16 @@ impl Intake {
     /// assignment.
     fn intake_events(&self, inquiry: &Inquiry, plan: &Plan, ctx: &plan::Context, now: i64) -> Vec<NewEvent> {
         let channel = inquiry.channel.as_str();
-        let message = json!({"channel": channel, "direction": "inbound", "subject": inquiry.message.subject, "text": inquiry.message.text});
+        let message = json!({"channel": channel, "direction": "inbound", "external_id": inquiry.external_id,
+                             "subject": inquiry.message.subject, "text": inquiry.message.text});
         match &plan.lead {
             LeadStep::Join { lead_id, owner_id } => {
                 let data = json!({"lead": {"id": lead_id, "owner": owner_id.as_ref().map(|id| json!({"id": id}))}, "message": message});
-                vec![events::lead_event(&self.settings, LEAD_MESSAGE, lead_id, None, data, now)]
+                let mut event = events::lead_event(&self.settings, LEAD_MESSAGE, lead_id, None, data, now);
+                if let Some(owner) = owner_id {
+                    events::notify_rep(&mut event, &self.settings, owner);
+                }
+                vec![event]
             }
             LeadStep::Open { lead_id, owner, .. } => {
                 let s = &inquiry.source;
@@ -217,7 +222,12 @@ impl Intake {
                     },
                     "message": message,
                 });
-                let mut out = vec![events::lead_event(&self.settings, LEAD_CREATED, lead_id, None, data, now)];
+                let mut created = events::lead_event(&self.settings, LEAD_CREATED, lead_id, None, data, now);
+                let sender = inquiry.identities.iter().find(|i| i.kind() == crate::domain::IdentityKind::Email);
+                if let (Some(mailbox), Some(sender)) = (&s.mailbox, sender) {
+                    events::acknowledge(&mut created, &self.settings, mailbox, sender.value());
+                }
+                let mut out = vec![created];
                 if let Some((o, name)) = owner {
                     out.push(self.assigned_event(lead_id, &o.rep_id, &name, o.reason, now));
                 }
@@ -228,7 +238,9 @@ impl Intake {
 
     fn assigned_event(&self, lead_id: &str, rep_id: &str, rep_name: &str, reason: &str, now: i64) -> NewEvent {
         let data = json!({"lead": {"id": lead_id, "owner": {"id": rep_id, "name": rep_name}}, "reason": reason});
-        events::lead_event(&self.settings, LEAD_ASSIGNED, lead_id, None, data, now)
+        let mut event = events::lead_event(&self.settings, LEAD_ASSIGNED, lead_id, None, data, now);
+        events::notify_rep(&mut event, &self.settings, rep_id);
+        event
     }
 
     /// Offers waiting leads to reps who became eligible. Returns how many got an owner.

@@ -82,6 +82,7 @@ impl OutboxWorker {
         let now = jiff::Timestamp::now();
         let outcome = match result {
             Ok(()) => self.store.outbox_sent(&m.id, ms(now)).await.map(|_| "sent"),
+            Err(NotifyError::Skipped(why)) => self.store.outbox_skipped(&m.id, &why, ms(now)).await.map(|_| "skipped"),
             Err(e) => {
                 let attempts = u32::try_from(m.attempts + 1).unwrap_or(u32::MAX);
                 let permanent = matches!(e, NotifyError::Permanent(_));
@@ -105,7 +106,7 @@ impl OutboxWorker {
 
     async fn report_depth(&self) {
         if let Ok(depth) = self.store.outbox_depth().await {
-            for status in ["pending", "sent", "dead"] {
+            for status in ["pending", "sent", "skipped", "dead"] {
                 let n = depth.iter().find(|(s, _)| s == status).map(|(_, n)| *n).unwrap_or(0);
                 metrics::gauge!("leadrouter_outbox_messages", "status" => status).set(n as f64);
             }

@@ -126,8 +126,9 @@ impl Intake {
                 };
                 let previous = lead.owner.as_ref().map(|o| o.id.as_str());
                 let data = json!({"lead": {"id": lead.id, "owner": {"id": owner, "name": rep.name}}, "reason": "manual", "previous_owner": previous});
-                let event =
+                let mut event =
                     events::lead_event(&self.settings, LEAD_ASSIGNED, &lead.id, Some(&actor.label()), data, now);
+                events::notify_rep(&mut event, &self.settings, owner);
                 // An admin's explicit choice may go above the rep's capacity.
                 tx.assign(&lead.id, previous, owner, None, "manual", &[], false, &[event], now).await?;
                 freed_capacity |= previous.is_some();

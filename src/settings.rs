@@ -131,6 +131,9 @@ pub struct RepSettings {
     #[serde(default = "yes")]
     pub active: bool,
     pub out_of_office_until: Option<String>,
+    /// `auto` (Telegram if `telegram_chat_id`, else email), `email` or `telegram`.
+    #[serde(default)]
+    pub notify: NotifyVia,
 }
 
 fn one() -> u32 {
@@ -323,6 +326,29 @@ pub struct ImapSettings {
     /// Time limit of each IMAP command.
     #[serde(default = "command_timeout")]
     pub command_timeout: Duration,
+    /// Answer a new inquiry with an acknowledgement (needs `[notify.email]`). Never sent to
+    /// auto-replies, bounces or lists, and at most once per address per `acknowledge_window`.
+    #[serde(default)]
+    pub acknowledge: bool,
+    /// `{name}` and `{subject}` are filled in.
+    #[serde(default = "ack_subject")]
+    pub acknowledge_subject: String,
+    #[serde(default = "ack_text")]
+    pub acknowledge_text: String,
+    #[serde(default = "day")]
+    pub acknowledge_window: Duration,
+}
+
+fn ack_subject() -> String {
+    "Re: {subject}".into()
+}
+fn ack_text() -> String {
+    "Hello {name},\n\nthank you for your message. It has reached our sales team, and the person who \
+     takes care of it will get back to you shortly.\n"
+        .into()
+}
+fn day() -> Duration {
+    Duration::from_secs(24 * 3600)
 }
 
 fn poll_every() -> Duration {
@@ -336,6 +362,33 @@ fn command_timeout() -> Duration {
 }
 
 impl ImapSettings {
+    /// A mailbox with every optional key at its default.
+    pub fn new(id: &str, host: &str, port: u16, tls: ImapTls, username: &str, password: &str, folder: &str) -> Self {
+        ImapSettings {
+            id: id.into(),
+            host: host.into(),
+            port,
+            tls,
+            username: username.into(),
+            password: Some(password.to_owned().into()),
+            address: None,
+            folder: folder.into(),
+            processed_folder: None,
+            idle: true,
+            poll_interval: poll_every(),
+            default_region: None,
+            backfill: week(),
+            backfill_all: false,
+            allow_insecure: false,
+            ca_file: None,
+            command_timeout: command_timeout(),
+            acknowledge: false,
+            acknowledge_subject: ack_subject(),
+            acknowledge_text: ack_text(),
+            acknowledge_window: day(),
+        }
+    }
+
     /// The mailbox's own addresses, lower-cased: mail from them is never a lead.
     pub fn own_addresses(&self) -> Vec<String> {
         let mut own: Vec<String> = self
@@ -370,9 +423,42 @@ pub struct EmailNotifySettings {
     pub host: String,
     #[serde(default = "smtp_port")]
     pub port: u16,
+    /// `starttls` (587), `implicit` (465), or `none` (loopback relays only).
+    #[serde(default)]
+    pub tls: SmtpTls,
     pub username: Option<String>,
     pub password: Option<SecretString>,
     pub from: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    #[default]
+    Starttls,
+    Implicit,
+    None,
+}
+
+/// How a rep wants to hear about their leads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyVia {
+    /// Telegram when the rep has a chat id, email otherwise.
+    #[default]
+    Auto,
+    Email,
+    Telegram,
+}
+
+impl NotifyVia {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyVia::Auto => "auto",
+            NotifyVia::Email => "email",
+            NotifyVia::Telegram => "telegram",
+        }
+    }
 }
 
 fn smtp_port() -> u16 {
@@ -625,6 +711,20 @@ impl Settings {
             {
                 p.push(format!("imap `{}`: ca_file {} does not exist", m.id, ca.display()));
             }
+        }
+        if let Some(e) = &self.notify.email {
+            if e.tls == SmtpTls::None && !matches!(e.host.as_str(), "localhost" | "127.0.0.1" | "::1") {
+                p.push(format!(
+                    "notify.email: tls = \"none\" is only allowed for a relay on this machine, not {}",
+                    e.host
+                ));
+            }
+            if crate::domain::EmailAddress::parse(&e.from).is_err() {
+                p.push(format!("notify.email.from `{}` is not an email address", e.from));
+            }
+        }
+        for m in self.imap.iter().filter(|m| m.acknowledge && self.notify.email.is_none()) {
+            p.push(format!("imap `{}`: acknowledge = true needs [notify.email] to send with", m.id));
         }
         for (i, w) in self.notify.webhooks.iter().enumerate() {
             if reqwest::Url::parse(&w.url).map(|u| !matches!(u.scheme(), "http" | "https")).unwrap_or(true) {

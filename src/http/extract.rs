@@ -33,6 +33,15 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
 
 /// The raw body, with the size limit answered as a JSON 413.
 pub async fn read_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
+    // A declared length over the limit is refused before a byte of the body is read.
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(ApiError::TooLarge(limit));
+    }
     axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| ApiError::TooLarge(limit))
 }
 

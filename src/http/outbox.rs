@@ -20,7 +20,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct OutboxQuery {
-    /// `pending`, `sent` or `dead`.
+    /// `pending`, `sent`, `skipped` or `dead`.
     pub status: Option<String>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,
@@ -29,7 +29,7 @@ pub struct OutboxQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OutboxView {
     pub id: String,
-    /// `webhook` (more notifiers to come: `telegram`, `email`).
+    /// `webhook` or `email`.
     pub kind: String,
     pub target: String,
     pub event_id: String,
@@ -77,9 +77,9 @@ async fn list_outbox(
 ) -> ApiResult<axum::Json<OutboxList>> {
     caller.require_admin()?;
     if let Some(s) = &q.status
-        && !matches!(s.as_str(), "pending" | "sent" | "dead")
+        && !matches!(s.as_str(), "pending" | "sent" | "skipped" | "dead")
     {
-        return Err(ApiError::BadRequest("bad_query", "status must be pending, sent or dead".into()));
+        return Err(ApiError::BadRequest("bad_query", "status must be pending, sent, skipped or dead".into()));
     }
     let limit = page_limit(q.limit)?;
     let rows = state.store().outbox_list(q.status.as_deref(), limit + 1, q.cursor.as_deref()).await?;

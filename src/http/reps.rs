@@ -15,6 +15,7 @@ use super::extract::{ApiJson, ApiPath};
 use super::leads::{nullable, parse_time};
 use super::views::RepView;
 use crate::domain::working_hours::WorkingHours;
+use crate::settings::NotifyVia;
 use crate::store::{RepPatch, RepSeed, ms};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -50,6 +51,9 @@ pub struct NewRep {
     pub timezone: Option<String>,
     pub working_hours: Option<String>,
     pub active: Option<bool>,
+    /// `auto` (Telegram when there is a chat id, else email), `email` or `telegram`.
+    #[schema(value_type = Option<String>)]
+    pub notify: Option<NotifyVia>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -112,6 +116,7 @@ async fn create_rep(
         active: body.active.unwrap_or(true),
         out_of_office_until: None,
         teams: body.teams,
+        notify: body.notify.unwrap_or_default().as_str().to_owned(),
     };
     let mut tx = state.store().begin().await?;
     tx.create_rep(&seed, ms(jiff::Timestamp::now())).await?;
@@ -148,6 +153,8 @@ pub struct PatchRep {
     #[schema(value_type = Option<String>)]
     pub working_hours: Option<Option<String>>,
     pub teams: Option<Vec<String>>,
+    #[schema(value_type = Option<String>)]
+    pub notify: Option<NotifyVia>,
 }
 
 #[utoipa::path(patch, path = "/api/v1/reps/{id}", tag = "reps", params(("id" = String, Path)), request_body = PatchRep,
@@ -186,6 +193,7 @@ async fn patch_rep(
         timezone: body.timezone,
         working_hours: body.working_hours,
         teams: body.teams,
+        notify: body.notify.map(|n| n.as_str().to_owned()),
     };
     let mut tx = state.store().begin().await?;
     tx.patch_rep(&id, &patch, ms(jiff::Timestamp::now())).await?;

@@ -211,6 +211,8 @@ pub struct RepView {
     pub active: bool,
     pub out_of_office_until: Option<String>,
     pub open_leads: i64,
+    /// `auto`, `email` or `telegram`.
+    pub notify: String,
 }
 
 impl From<RepRecord> for RepView {
@@ -229,6 +231,7 @@ impl From<RepRecord> for RepView {
             active: r.active,
             out_of_office_until: ts_opt(r.out_of_office_until),
             open_leads: r.open_leads,
+            notify: r.notify,
         }
     }
 }

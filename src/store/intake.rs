@@ -24,6 +24,9 @@ pub struct NewEvent {
     pub at: i64,
     /// `(kind, target)` of each outbox message to write, e.g. `("webhook", url)`.
     pub deliveries: Vec<(&'static str, String)>,
+    /// Domain of the Message-IDs of our emails: each email delivery's id is recorded so a
+    /// reply to it joins the lead.
+    pub email_domain: Option<String>,
 }
 
 /// An inbound item seen before.
@@ -190,11 +193,18 @@ pub(super) fn push_events(b: &mut Batch, events: &[NewEvent]) {
             e.at.into(),
         ]);
         for (kind, target) in &e.deliveries {
+            let outbox_id = new_id();
+            if let (&"email", Some(domain), Some(lead)) = (kind, &e.email_domain, &e.lead_id) {
+                b.exec(
+                    "INSERT INTO thread_refs (message_id, lead_id) VALUES ($1, $2) ON CONFLICT (message_id) DO NOTHING",
+                    vec![format!("{outbox_id}@{domain}").into(), lead.into()],
+                );
+            }
             let k = outbox_args.len();
             let sep = if k > 0 { ", " } else { "" };
             outbox_sql.push_str(&format!("{sep}({}, 'pending', ${}, ${})", placeholders(k, 7), k + 8, k + 8));
             outbox_args.extend([
-                new_id().into(),
+                outbox_id.into(),
                 (*kind).into(),
                 target.into(),
                 e.id.as_str().into(),
@@ -390,10 +400,13 @@ pub fn context_reads(
     });
     let thread = (!thread.is_empty()).then(|| {
         let list = (1..=thread.len()).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ");
+        // An earlier inbound message, or one of our own emails about the lead.
         b.query(
             format!(
-                "SELECT l.id, l.contact_id, l.owner_id, l.created_at FROM interactions i JOIN leads l ON l.id = i.lead_id \
-                 WHERE l.closed_at IS NULL AND i.external_id IN ({list}) ORDER BY i.at DESC LIMIT 1"
+                "SELECT l.id, l.contact_id, l.owner_id, l.created_at FROM leads l WHERE l.closed_at IS NULL AND l.id IN \
+                 (SELECT lead_id FROM interactions WHERE external_id IN ({list}) \
+                  UNION SELECT lead_id FROM thread_refs WHERE message_id IN ({list})) \
+                 ORDER BY l.last_activity_at DESC LIMIT 1"
             ),
             thread.iter().map(Arg::from).collect(),
         )

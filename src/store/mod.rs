@@ -110,11 +110,13 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../../migrations/sqlite/0001_init.sql")),
     (2, "team sequence from members", include_str!("../../migrations/sqlite/0002_team_sequence_from_members.sql")),
     (3, "email", include_str!("../../migrations/sqlite/0003_email.sql")),
+    (4, "email notifications", include_str!("../../migrations/sqlite/0004_email_notifications.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
     (2, "team sequence from members", include_str!("../../migrations/postgres/0002_team_sequence_from_members.sql")),
     (3, "email", include_str!("../../migrations/postgres/0003_email.sql")),
+    (4, "email notifications", include_str!("../../migrations/postgres/0004_email_notifications.sql")),
 ];
 
 impl Store {

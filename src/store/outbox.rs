@@ -83,6 +83,32 @@ impl Store {
         tx.commit().await
     }
 
+    /// Records that there was nothing to send, and why.
+    pub async fn outbox_skipped(&self, id: &str, why: &str, now: i64) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("UPDATE outbox SET status = 'skipped', last_error = $1, sent_at = $2 WHERE id = $3")
+            .bind(why.chars().take(1000).collect::<String>())
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx.tx)
+            .await?;
+        tx.commit().await
+    }
+
+    /// Whether `address` got an acknowledgement (another than `except`) since `since`.
+    pub async fn acknowledged_since(&self, address: &str, since: i64, except: &str) -> Result<bool> {
+        let found: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM outbox WHERE kind = 'email' AND target LIKE 'ack:%' AND target LIKE $1 \
+             AND status = 'sent' AND sent_at >= $2 AND id <> $3 LIMIT 1",
+        )
+        .bind(format!("%:{address}"))
+        .bind(since)
+        .bind(except)
+        .fetch_optional(self.reader())
+        .await?;
+        Ok(found.is_some())
+    }
+
     /// Records a failed attempt: retried at `retry_at`, or dead when `None`.
     pub async fn outbox_failed(&self, id: &str, error: &str, retry_at: Option<i64>) -> Result<()> {
         let mut tx = self.begin().await?;

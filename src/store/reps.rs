@@ -24,6 +24,8 @@ pub struct RepSeed {
     pub active: bool,
     pub out_of_office_until: Option<i64>,
     pub teams: Vec<String>,
+    /// `auto`, `email` or `telegram`.
+    pub notify: String,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -38,6 +40,7 @@ pub struct RepPatch {
     pub timezone: Option<Option<String>>,
     pub working_hours: Option<Option<String>>,
     pub teams: Option<Vec<String>>,
+    pub notify: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -55,6 +58,7 @@ pub struct RepRecord {
     pub out_of_office_until: Option<i64>,
     pub open_leads: i64,
     pub teams: Vec<String>,
+    pub notify: String,
 }
 
 pub fn token_hash(token: &str) -> String {
@@ -66,7 +70,7 @@ fn seed_hash(seed: &RepSeed) -> String {
 }
 
 const REP_COLUMNS: &str = "id, name, email, telegram_chat_id, capacity, weight, languages, timezone, working_hours, \
-     active, out_of_office_until, open_leads";
+     active, out_of_office_until, open_leads, notify";
 
 impl Tx {
     /// Applies the config's reps and memberships. Returns the ids of reps that changed.
@@ -122,11 +126,11 @@ impl Tx {
         let sql = if exists {
             "UPDATE reps SET name = $2, email = $3, telegram_chat_id = $4, api_token_hash = $5, capacity = $6, \
              weight = $7, languages = $8, timezone = $9, working_hours = $10, active = $11, out_of_office_until = $12, \
-             updated_at = $13 WHERE id = $1"
+             updated_at = $13, notify = $14 WHERE id = $1"
         } else {
             "INSERT INTO reps (id, name, email, telegram_chat_id, api_token_hash, capacity, weight, languages, timezone, \
-             working_hours, active, out_of_office_until, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)"
+             working_hours, active, out_of_office_until, created_at, updated_at, notify) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14)"
         };
         sqlx::query(sql)
             .bind(s.id.clone())
@@ -142,6 +146,7 @@ impl Tx {
             .bind(i64::from(s.active))
             .bind(s.out_of_office_until)
             .bind(now)
+            .bind(s.notify.clone())
             .execute(&mut *self.tx)
             .await?;
         Ok(())
@@ -193,6 +198,9 @@ impl Tx {
         if let Some(v) = &p.working_hours {
             q.push(", working_hours = ").bind(v.clone());
         }
+        if let Some(v) = &p.notify {
+            q.push(", notify = ").bind(v.clone());
+        }
         q.push(" WHERE id = ").bind(id.to_owned());
         if q.build().execute(&mut *self.tx).await?.rows_affected() == 0 {
             return Err(StoreError::NotFound("rep"));
@@ -236,6 +244,7 @@ impl Store {
                     active: active != 0,
                     out_of_office_until: r.col("out_of_office_until")?,
                     open_leads: r.col("open_leads")?,
+                    notify: r.col("notify")?,
                     teams,
                     id,
                 })

@@ -40,23 +40,12 @@ fn fixture(name: &str) -> Vec<u8> {
 impl Dovecot {
     pub fn settings(&self, id: &str, folder: &str) -> ImapSettings {
         ImapSettings {
-            id: id.into(),
-            host: "127.0.0.1".into(),
-            port: self.port,
-            tls: ImapTls::None,
-            username: "leads@example.test".into(),
-            password: Some("password".to_owned().into()),
             address: Some("sales@kestrel-systems.com".into()),
-            folder: folder.into(),
-            processed_folder: None,
-            idle: true,
             poll_interval: D::from_secs(1),
             default_region: Some("US".into()),
-            backfill: D::from_secs(7 * 24 * 3600),
             backfill_all: true,
-            allow_insecure: false,
-            ca_file: None,
             command_timeout: D::from_secs(10),
+            ..ImapSettings::new(id, "127.0.0.1", self.port, ImapTls::None, "leads@example.test", "password", folder)
         }
     }
 
@@ -331,3 +320,98 @@ async fn one_instance_reads_a_mailbox_and_another_takes_over() {
     let r = second.client.get(second.url("/readyz")).send().await.expect("get").json::<Value>().await.expect("json");
     assert_eq!(r["channels"]["imap:sales"]["state"], "connected");
 }
+
+const REPS_WITH_EMAIL: &str = r#"
+[auth]
+admin_tokens = ["admin-token"]
+[server]
+form_rate_per_second = 100000
+form_rate_burst = 100000
+public_url = "https://leads.kestrel-systems.com"
+[outbox]
+poll_interval = "50ms"
+base_backoff = "50ms"
+max_backoff = "200ms"
+[routing]
+default_team = "sales"
+[[teams]]
+id = "sales"
+after_hours = true
+members = ["maria"]
+[[reps]]
+id = "maria"
+name = "Maria Lopez"
+email = "maria.lopez@kestrel-systems.com"
+[[reps]]
+id = "tom"
+name = "Tom"
+email = "tom@kestrel-systems.com"
+telegram_chat_id = 4242
+[[forms]]
+id = "contact"
+"#;
+
+/// Reps are emailed about their leads, with a Message-ID a reply threads back through;
+/// prospects get one acknowledgement per window, marked Auto-Submitted.
+async fn reps_are_emailed_and_prospects_acknowledged(db: Db) {
+    let Some(dovecot) = dovecot().await else { return };
+    let sink = crate::smtp_sink::Sink::start().await;
+    let (folder, mut setup) = dovecot.folder().await;
+    let mailbox = format!(
+        "{}acknowledge = true\nacknowledge_subject = \"Re: {{subject}}\"\n",
+        mailbox_config(&dovecot.settings("sales", &folder))
+    );
+    let app = TestApp::spawn_with(db, &format!("{REPS_WITH_EMAIL}\n{}\n{mailbox}", sink.config())).await;
+
+    append(&mut setup, &folder, &["plain"]).await;
+    eventually(15, || async { sink.mails().len() >= 2 }).await;
+    let mails = sink.mails();
+    let to_rep = mails.iter().find(|m| m.rcpt == ["maria.lopez@kestrel-systems.com"]).expect("the owner is told");
+    assert!(
+        crate::smtp_sink::header(&to_rep.data, "Subject").is_some_and(|s| s.contains("Daniel Okafor")),
+        "{}",
+        to_rep.data
+    );
+    assert!(to_rep.data.contains("https://leads.kestrel-systems.com/api/v1/leads/"));
+    assert!(to_rep.data.contains("barcode"), "the message is in the notification");
+    let ack = mails
+        .iter()
+        .find(|m| m.rcpt == ["daniel.okafor@brightline-logistics.com"])
+        .expect("the prospect is acknowledged");
+    assert_eq!(crate::smtp_sink::header(&ack.data, "Auto-Submitted"), Some("auto-replied"));
+    assert!(crate::smtp_sink::header(&ack.data, "In-Reply-To").is_some_and(|v| v.contains("CAF3k9xQ2mPq7RvN0aTz")));
+
+    // Daniel answers the acknowledgement: the reply joins his lead through our Message-ID,
+    // his owner is told, and he is not acknowledged again.
+    let ack_id =
+        crate::smtp_sink::header(&ack.data, "Message-ID").expect("message id").trim_matches(['<', '>']).to_owned();
+    let reply = format!(
+        "From: Daniel Okafor <daniel.okafor@brightline-logistics.com>\r\nTo: sales@kestrel-systems.com\r\n\
+         Subject: Re: Quote\r\nMessage-ID: <daniel-2@brightline-logistics.com>\r\nIn-Reply-To: <{ack_id}>\r\n\
+         Date: Wed, 04 Mar 2026 12:00:00 +0000\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nAlso 5 spare batteries.\r\n"
+    );
+    setup.append(&folder, None, None, reply.as_bytes()).await.expect("append");
+    eventually(15, || async { sink.mails().len() >= 3 }).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mails = sink.mails();
+    assert_eq!(
+        mails.iter().filter(|m| m.rcpt == ["daniel.okafor@brightline-logistics.com"]).count(),
+        1,
+        "one acknowledgement per window"
+    );
+    assert!(mails.iter().any(|m| m.rcpt == ["maria.lopez@kestrel-systems.com"] && m.data.contains("New message from")));
+    assert_eq!(app.count("SELECT COUNT(*) FROM leads").await, 1);
+
+    // A rep with Telegram hears there, not by email: the delivery is recorded as skipped.
+    let lead = app.leads("").await[0]["id"].as_str().expect("id").to_owned();
+    let (status, _) = app.patch(&format!("/api/v1/leads/{lead}"), serde_json::json!({"owner": "tom"})).await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    eventually(10, || async {
+        app.get("/api/v1/outbox?status=skipped").await["items"]
+            .as_array()
+            .is_some_and(|i| i.iter().any(|m| m["target"] == "rep:tom"))
+    })
+    .await;
+    assert!(!sink.mails().iter().any(|m| m.rcpt == ["tom@kestrel-systems.com"]));
+}
+both!(reps_are_emailed_and_prospects_acknowledged);

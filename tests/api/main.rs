@@ -10,4 +10,5 @@ mod forms;
 mod leads;
 mod providers;
 mod routing;
+mod smtp_sink;
 mod webhooks;

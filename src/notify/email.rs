@@ -1,0 +1,219 @@
+//! Email notifications over SMTP (lettre): reps hear about their leads (assignment, new
+//! messages) when they do not use Telegram or chose email; prospects who wrote to a mailbox
+//! that acknowledges get one acknowledgement per window. Every message carries a Message-ID
+//! that `thread_refs` ties to its lead, so replies come back to the right lead.
+
+use std::sync::Arc;
+
+use lettre::message::header::{Header, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, Message};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::Tls;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use secrecy::ExposeSecret;
+use serde_json::Value;
+
+use super::NotifyError;
+use crate::events::{ACK_TARGET, REP_TARGET};
+use crate::settings::{EmailNotifySettings, NotifyVia, Settings, SmtpTls};
+use crate::store::{OutboxMessage, Store, ms};
+
+/// RFC 3834: marks our acknowledgements as automatic, so that well-behaved responders do
+/// not answer them (and we never answer theirs).
+#[derive(Clone)]
+struct AutoSubmitted;
+
+impl Header for AutoSubmitted {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("Auto-Submitted")
+    }
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(AutoSubmitted)
+    }
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), "auto-replied".into())
+    }
+}
+
+pub struct EmailNotifier {
+    transport: Option<(AsyncSmtpTransport<Tokio1Executor>, Mailbox, String)>,
+    settings: Arc<Settings>,
+    store: Store,
+}
+
+fn transport(e: &EmailNotifySettings) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
+    let builder = match e.tls {
+        SmtpTls::Implicit => AsyncSmtpTransport::<Tokio1Executor>::relay(&e.host)?,
+        SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&e.host)?,
+        SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&e.host).tls(Tls::None),
+    };
+    let mut builder = builder.port(e.port).timeout(Some(std::time::Duration::from_secs(15)));
+    if let (Some(user), Some(password)) = (&e.username, &e.password) {
+        builder = builder.credentials(Credentials::new(user.clone(), password.expose_secret().to_owned()));
+    }
+    Ok(builder.build())
+}
+
+impl EmailNotifier {
+    pub fn new(settings: Arc<Settings>, store: Store) -> anyhow::Result<Self> {
+        let transport = match &settings.notify.email {
+            Some(e) => {
+                let from: Mailbox =
+                    e.from.parse().map_err(|err| anyhow::anyhow!("notify.email.from `{}`: {err}", e.from))?;
+                let domain = from.email.domain().to_owned();
+                Some((transport(e)?, from, domain))
+            }
+            None => None,
+        };
+        Ok(EmailNotifier { transport, settings, store })
+    }
+
+    pub async fn send(&self, m: &OutboxMessage) -> Result<(), NotifyError> {
+        let Some((transport, from, domain)) = &self.transport else {
+            return Err(NotifyError::Permanent("no [notify.email] is configured any more".into()));
+        };
+        let event: Value = serde_json::from_str(&m.payload).unwrap_or_default();
+        let message_id = format!("<{}@{domain}>", m.id);
+        let email = if let Some(rep) = m.target.strip_prefix(REP_TARGET) {
+            self.rep_email(rep, &event, from, message_id).await?
+        } else if let Some(rest) = m.target.strip_prefix(ACK_TARGET) {
+            self.acknowledgement(m, rest, &event, from, message_id).await?
+        } else {
+            return Err(NotifyError::Permanent(format!("unknown email target {}", m.target)));
+        };
+        transport.send(email).await.map(|_| ()).map_err(|e| {
+            if e.is_permanent() { NotifyError::Permanent(e.to_string()) } else { NotifyError::Retryable(e.to_string()) }
+        })
+    }
+
+    /// The rep's notification, or `Skipped` when the rep hears about leads another way.
+    async fn rep_email(
+        &self,
+        rep_id: &str,
+        event: &Value,
+        from: &Mailbox,
+        message_id: String,
+    ) -> Result<Message, NotifyError> {
+        let storage = |e: crate::store::StoreError| NotifyError::Retryable(e.to_string());
+        let rep = self
+            .store
+            .rep(rep_id)
+            .await
+            .map_err(storage)?
+            .ok_or_else(|| NotifyError::Skipped("the rep no longer exists".into()))?;
+        let via = match rep.notify.as_str() {
+            "email" => NotifyVia::Email,
+            "telegram" => NotifyVia::Telegram,
+            _ => NotifyVia::Auto,
+        };
+        let Some(address) = rep
+            .email
+            .as_deref()
+            .filter(|_| via == NotifyVia::Email || (via == NotifyVia::Auto && rep.telegram_chat_id.is_none()))
+        else {
+            return Err(NotifyError::Skipped("the rep hears about leads in Telegram, or has no email".into()));
+        };
+        let to: Mailbox = format!("{} <{address}>", rep.name.replace(['<', '>', '"'], ""))
+            .parse()
+            .map_err(|e| NotifyError::Permanent(format!("rep email `{address}`: {e}")))?;
+        let lead_id = event["data"]["lead"]["id"].as_str().unwrap_or_default();
+        let lead = self
+            .store
+            .lead(lead_id)
+            .await
+            .map_err(storage)?
+            .ok_or_else(|| NotifyError::Skipped("the lead no longer exists".into()))?;
+        let (identities, interactions, _) = self.store.lead_timeline(&lead).await.map_err(storage)?;
+        let who = lead
+            .contact_name
+            .clone()
+            .or_else(|| identities.first().map(|i| i.value.clone()))
+            .unwrap_or_else(|| "someone".into());
+        let last = interactions.iter().rev().find(|i| i.direction == "inbound");
+        let subject = match event["type"].as_str() {
+            Some(crate::events::LEAD_MESSAGE) => format!("New message from {who}"),
+            _ => format!("New lead for you: {who}"),
+        };
+        let mut body = format!("{who}\n");
+        for i in &identities {
+            body.push_str(&format!("{}: {}\n", i.kind, i.value));
+        }
+        let source = [
+            lead.source_form.as_ref().map(|f| format!("form {f}")),
+            lead.source_mailbox.as_ref().map(|m| format!("mailbox {m}")),
+            lead.utm_source.as_ref().map(|u| format!("utm {u}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>();
+        body.push_str(&format!(
+            "Channel: {}{}\nStatus: {}\n\n",
+            lead.channel,
+            if source.is_empty() { String::new() } else { format!(" ({})", source.join(", ")) },
+            lead.status
+        ));
+        if let Some(i) = last {
+            if let Some(subject) = &i.subject {
+                body.push_str(&format!("Subject: {subject}\n"));
+            }
+            body.push_str(&i.text);
+            body.push_str("\n\n");
+        }
+        body.push_str(&format!(
+            "Open the lead: {}/api/v1/leads/{}\n",
+            self.settings.server.public_url.trim_end_matches('/'),
+            lead.id
+        ));
+        Message::builder()
+            .from(from.clone())
+            .to(to)
+            .subject(subject)
+            .message_id(Some(message_id))
+            .body(body)
+            .map_err(|e| NotifyError::Permanent(e.to_string()))
+    }
+
+    /// The acknowledgement to a prospect; `Skipped` when that address already got one within
+    /// the mailbox's window (no mail loops with other robots, no spamming a chatty prospect).
+    async fn acknowledgement(
+        &self,
+        m: &OutboxMessage,
+        target: &str,
+        event: &Value,
+        from: &Mailbox,
+        message_id: String,
+    ) -> Result<Message, NotifyError> {
+        let (mailbox_id, address) =
+            target.split_once(':').ok_or_else(|| NotifyError::Permanent(format!("bad target {target}")))?;
+        let mailbox = self
+            .settings
+            .imap
+            .iter()
+            .find(|i| i.id == mailbox_id)
+            .ok_or_else(|| NotifyError::Skipped(format!("mailbox {mailbox_id} is no longer configured")))?;
+        let since = ms(jiff::Timestamp::now()) - mailbox.acknowledge_window.as_millis_i64();
+        if self
+            .store
+            .acknowledged_since(address, since, &m.id)
+            .await
+            .map_err(|e| NotifyError::Retryable(e.to_string()))?
+        {
+            return Err(NotifyError::Skipped(format!("{address} was acknowledged within the window")));
+        }
+        let name = event["data"]["lead"]["contact"]["name"].as_str().unwrap_or("there");
+        let subject = event["data"]["message"]["subject"].as_str().unwrap_or("your message");
+        let fill = |t: &str| t.replace("{name}", name).replace("{subject}", subject);
+        let to: Mailbox = address.parse().map_err(|e| NotifyError::Permanent(format!("`{address}`: {e}")))?;
+        let mut builder = Message::builder()
+            .from(from.clone())
+            .to(to)
+            .subject(fill(&mailbox.acknowledge_subject))
+            .message_id(Some(message_id))
+            .header(AutoSubmitted);
+        if let Some(original) = event["data"]["message"]["external_id"].as_str().filter(|id| !id.starts_with("sha256:"))
+        {
+            builder = builder.in_reply_to(format!("<{original}>")).references(format!("<{original}>"));
+        }
+        builder.body(fill(&mailbox.acknowledge_text)).map_err(|e| NotifyError::Permanent(e.to_string()))
+    }
+}
