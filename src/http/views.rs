@@ -19,11 +19,14 @@ pub struct IdentityView {
     /// `email`, `phone` (E.164) or `telegram` (user id).
     pub kind: String,
     pub value: String,
+    /// Set when a bounce reported the address: when that happened.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub undeliverable_since: Option<String>,
 }
 
 impl From<IdentityRow> for IdentityView {
     fn from(i: IdentityRow) -> Self {
-        IdentityView { kind: i.kind, value: i.value }
+        IdentityView { kind: i.kind, value: i.value, undeliverable_since: i.undeliverable_at.map(ts) }
     }
 }
 

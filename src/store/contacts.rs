@@ -208,7 +208,7 @@ impl Store {
         if contact_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut q = Sql::new("SELECT contact_id, kind, value FROM identities WHERE contact_id IN (");
+        let mut q = Sql::new("SELECT contact_id, kind, value, undeliverable_at FROM identities WHERE contact_id IN (");
         for (n, id) in contact_ids.iter().enumerate() {
             if n > 0 {
                 q.push(", ");
@@ -218,7 +218,14 @@ impl Store {
         q.push(") ORDER BY kind, value");
         let rows = q.build().fetch_all(self.reader()).await?;
         rows.iter()
-            .map(|r| Ok((r.col("contact_id")?, IdentityRow { kind: r.col("kind")?, value: r.col("value")? })))
+            .map(|r| {
+                let identity = IdentityRow {
+                    kind: r.col("kind")?,
+                    value: r.col("value")?,
+                    undeliverable_at: r.col("undeliverable_at")?,
+                };
+                Ok((r.col("contact_id")?, identity))
+            })
             .collect()
     }
 }

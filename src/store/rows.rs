@@ -60,6 +60,8 @@ impl Col for AnyRow {
 pub struct IdentityRow {
     pub kind: String,
     pub value: String,
+    /// When a bounce reported this address as undeliverable.
+    pub undeliverable_at: Option<i64>,
 }
 
 #[derive(Debug, Clone)]

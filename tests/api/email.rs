@@ -105,14 +105,15 @@ fn identity_values(lead: &Value) -> Vec<String> {
 async fn the_inbox_becomes_leads_and_the_rest_is_recorded_as_skipped(db: Db) {
     let Some(dovecot) = dovecot().await else { return };
     let (folder, mut setup) = dovecot.folder().await;
-    append(
-        &mut setup,
-        &folder,
-        &["plain", "html_only", "relay", "autoreply", "bounce", "list", "own", "no_message_id", "bad_date"],
-    )
-    .await;
+    append(&mut setup, &folder, &["plain", "html_only", "relay", "autoreply"]).await;
+    // A message that is not an email at all: a failed item, and the ones after it go on.
+    setup.append(&folder, None, None, b"\r\n\r\n").await.expect("append");
+    append(&mut setup, &folder, &["bounce", "list", "own", "no_message_id", "bad_date"]).await;
     let app = TestApp::spawn(db, &mailbox_config(&dovecot.settings("sales", &folder))).await;
-    eventually(15, || async { items(&app).await.len() == 9 }).await;
+    // Someone the bounce below reports as unreachable is already a lead.
+    let new_lead = serde_json::json!({"email": "j.doe@example-corp.com"});
+    let (_, jdoe) = app.send_as(crate::support::ADMIN, reqwest::Method::POST, "/api/v1/leads", &new_lead).await;
+    eventually(15, || async { items(&app).await.len() == 10 }).await;
 
     let by_id = items(&app).await;
     let status_of =
@@ -126,8 +127,15 @@ async fn the_inbox_becomes_leads_and_the_rest_is_recorded_as_skipped(db: Db) {
         by_id.iter().any(|(id, s, _)| id.starts_with("sha256:") && s == "processed"),
         "no Message-ID: a content hash key"
     );
+    let failed = by_id.iter().find(|(id, s, _)| id.starts_with("uid:sales:") && s == "failed");
+    assert!(failed.is_some_and(|(_, _, r)| r.as_deref().is_some_and(|r| r.contains("not a parseable"))), "{by_id:?}");
+    let jdoe = app.lead(jdoe["id"].as_str().expect("id")).await;
+    assert!(
+        jdoe["contact"]["identities"][0]["undeliverable_since"].is_string(),
+        "the bounce marks the address: {jdoe}"
+    );
 
-    let leads = app.leads("").await;
+    let leads = app.leads("&channel=email").await;
     assert_eq!(leads.len(), 5, "plain, html-only, relay, no Message-ID, bad Date");
     assert!(leads.iter().all(|l| l["channel"] == "email" && l["source"]["mailbox"] == "sales"));
     let daniel = leads
@@ -148,7 +156,7 @@ async fn the_inbox_becomes_leads_and_the_rest_is_recorded_as_skipped(db: Db) {
     // Committed, then flagged \Seen on the server.
     setup.select(&folder).await.expect("select");
     let flags = setup.uid_fetch("1:*", "FLAGS").await.expect("fetch").try_collect::<Vec<_>>().await.expect("flags");
-    assert_eq!(flags.len(), 9);
+    assert_eq!(flags.len(), 10);
     assert!(flags.iter().all(|f| f.flags().any(|fl| matches!(fl, async_imap::types::Flag::Seen))));
 }
 both!(the_inbox_becomes_leads_and_the_rest_is_recorded_as_skipped);
@@ -170,8 +178,11 @@ async fn restarts_resume_where_they_stopped_and_idle_picks_up_new_mail(db: Db) {
     assert_eq!(app.count("SELECT COUNT(*) FROM interactions").await, 3, "nothing imported twice");
 
     // Mail that arrives while the reader waits in IDLE is a lead within seconds.
+    let sent = std::time::Instant::now();
     append(&mut setup, &folder, &["bad_date"]).await;
     eventually(5, || async { items(&app).await.len() == 4 }).await;
+    // Dovecot itself reports new mail to IDLE about half a second after it arrives.
+    assert!(sent.elapsed() < Duration::from_secs(2), "IDLE took {:?}", sent.elapsed());
     assert_eq!(app.count("SELECT COUNT(*) FROM leads").await, 4);
 }
 both!(restarts_resume_where_they_stopped_and_idle_picks_up_new_mail);
@@ -415,3 +426,34 @@ async fn reps_are_emailed_and_prospects_acknowledged(db: Db) {
     assert!(!sink.mails().iter().any(|m| m.rcpt == ["tom@kestrel-systems.com"]));
 }
 both!(reps_are_emailed_and_prospects_acknowledged);
+
+/// First start imports only the backfill window; handled mail can be moved to a folder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_start_imports_the_backfill_window_and_moves_handled_mail() {
+    let Some(dovecot) = dovecot().await else { return };
+    let (folder, mut setup) = dovecot.folder().await;
+    let done = format!("{folder}-done");
+    setup.create(&done).await.expect("create");
+    // Arrived long ago (INTERNALDATE), then recently.
+    setup.append(&folder, None, Some("\"01-Jan-2020 10:00:00 +0000\""), fixture("html_only")).await.expect("append");
+    append(&mut setup, &folder, &["plain"]).await;
+    let mut settings = dovecot.settings("sales", &folder);
+    settings.backfill_all = false;
+    let config = format!("{}backfill = \"7d\"\nprocessed_folder = \"{done}\"\n", mailbox_config(&settings));
+    let app = TestApp::spawn(Db::Sqlite, &config).await;
+    eventually(15, || async { items(&app).await.len() == 1 }).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(items(&app).await.len(), 1, "the 2020 message is outside the window");
+    assert!(items(&app).await[0].0.contains("CAF3k9xQ2mPq7RvN0aTz"));
+    let mut moved = 0;
+    for _ in 0..50 {
+        moved = setup.select(&done).await.map(|m| m.exists).unwrap_or(0);
+        if moved == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(moved, 1, "the handled message is in the processed folder");
+    let left = setup.select(&folder).await.expect("select").exists;
+    assert_eq!(left, 1, "only the handled message moved");
+}
