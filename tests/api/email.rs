@@ -457,3 +457,21 @@ async fn first_start_imports_the_backfill_window_and_moves_handled_mail() {
     let left = setup.select(&folder).await.expect("select").exists;
     assert_eq!(left, 1, "only the handled message moved");
 }
+
+/// UIDs have gaps where mail was deleted; a gap wider than a fetch batch must not hide the
+/// mail after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_after_a_wide_uid_gap_is_found() {
+    let Some(dovecot) = dovecot().await else { return };
+    let (folder, mut setup) = dovecot.folder().await;
+    let filler = b"From: a@b.example.com\r\nSubject: x\r\n\r\nx\r\n";
+    for _ in 0..600 {
+        setup.append(&folder, None, None, filler).await.expect("append");
+    }
+    setup.select(&folder).await.expect("select");
+    let _ = setup.uid_store("1:*", "+FLAGS.SILENT (\\Deleted)").await.expect("store").try_collect::<Vec<_>>().await;
+    let _ = setup.expunge().await.expect("expunge").try_collect::<Vec<_>>().await;
+    append(&mut setup, &folder, &["plain"]).await;
+    let app = TestApp::spawn(Db::Sqlite, &mailbox_config(&dovecot.settings("sales", &folder))).await;
+    eventually(15, || async { items(&app).await.len() == 1 }).await;
+}

@@ -126,16 +126,25 @@ pub struct Fetched {
     pub internal_ms: Option<i64>,
 }
 
-/// Messages with UIDs in `from..` (at most `limit`), oldest first. `BODY.PEEK[]` leaves the
-/// `\Seen` flag alone: the message is flagged only after its lead is committed.
-pub async fn fetch_from(
+/// UIDs from `from` on, ascending. UIDs have gaps (expunged mail), so the reader asks which
+/// exist instead of fetching fixed ranges.
+pub async fn uids_from(session: &mut ImapSession, from: u32, timeout: Duration) -> Result<Vec<u32>, ImapError> {
+    let found = timed(timeout, "UID SEARCH", session.uid_search(format!("UID {from}:*"))).await?;
+    // `n:*` also matches the highest message when every UID is below `n`.
+    let mut uids: Vec<u32> = found.into_iter().filter(|uid| *uid >= from).collect();
+    uids.sort_unstable();
+    Ok(uids)
+}
+
+/// The messages with UIDs `first..=last`, oldest first. `BODY.PEEK[]` leaves the `\Seen` flag
+/// alone: the message is flagged only after its lead is committed.
+pub async fn fetch_range(
     session: &mut ImapSession,
-    from: u32,
-    limit: usize,
+    first: u32,
+    last: u32,
     timeout: Duration,
 ) -> Result<Vec<Fetched>, ImapError> {
-    let upto = from.saturating_add(u32::try_from(limit).unwrap_or(u32::MAX).saturating_sub(1));
-    let set = format!("{from}:{upto}");
+    let set = format!("{first}:{last}");
     let fetches: Vec<_> = timed(timeout, "UID FETCH", async {
         let stream = session.uid_fetch(&set, "(UID INTERNALDATE BODY.PEEK[])").await?;
         stream.try_collect::<Vec<_>>().await
@@ -144,8 +153,7 @@ pub async fn fetch_from(
     let mut out: Vec<Fetched> = fetches
         .iter()
         .filter_map(|f| {
-            // `n:m` also answers with the highest message when every UID is below `n`.
-            let uid = f.uid.filter(|uid| *uid >= from)?;
+            let uid = f.uid.filter(|uid| (first..=last).contains(uid))?;
             Some(Fetched { uid, raw: f.body()?.to_vec(), internal_ms: f.internal_date().map(|d| d.timestamp_millis()) })
         })
         .collect();

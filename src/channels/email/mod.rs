@@ -9,6 +9,7 @@ pub mod parse;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use self::imap::{Fetched, ImapError, ImapSession, timed};
 use self::parse::{MailboxContext, Verdict};
@@ -102,11 +103,10 @@ impl MailboxReader {
         tracing::info!(mailbox = %s.id, uidvalidity, last_uid = last, idle, "mailbox reader connected");
         loop {
             // After every wake-up: mail may have arrived between the last fetch and IDLE.
-            loop {
-                let batch = imap::fetch_from(&mut session, last.saturating_add(1), FETCH_BATCH, limit).await?;
-                if batch.is_empty() {
-                    break;
-                }
+            let pending = imap::uids_from(&mut session, last.saturating_add(1), limit).await?;
+            for chunk in pending.chunks(FETCH_BATCH) {
+                let (Some(&first), Some(&end)) = (chunk.first(), chunk.last()) else { continue };
+                let batch = imap::fetch_range(&mut session, first, end, limit).await?;
                 let mut committed = Vec::with_capacity(batch.len());
                 for message in &batch {
                     self.ingest(uidvalidity, message).await?;
@@ -176,9 +176,18 @@ impl MailboxReader {
     /// One message: a lead, a skipped item, or a failed one; the cursor moves past it in the
     /// same transaction. Only storage being unavailable stops the reader (it retries later).
     async fn ingest(&self, uidvalidity: u32, m: &Fetched) -> Result<(), ImapError> {
+        let span = tracing::info_span!(
+            "email",
+            mailbox = %self.settings.id,
+            uid = m.uid,
+            external_id = tracing::field::Empty,
+            lead_id = tracing::field::Empty
+        );
+        self.ingest_in(uidvalidity, m, &span).instrument(span.clone()).await
+    }
+
+    async fn ingest_in(&self, uidvalidity: u32, m: &Fetched, span: &tracing::Span) -> Result<(), ImapError> {
         let s = &self.settings;
-        let span = tracing::info_span!("email", mailbox = %s.id, uid = m.uid, external_id = tracing::field::Empty, lead_id = tracing::field::Empty);
-        let _entered = span.enter();
         let ctx = MailboxContext { own_addresses: &self.own, default_region: self.region };
         let cursor = Cursor { uidvalidity, last_uid: m.uid };
         let meta = InboundMeta { mailbox: Some(s.id.clone()), ..Default::default() };
