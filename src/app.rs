@@ -11,17 +11,19 @@ use tokio_util::sync::CancellationToken;
 
 use crate::channels::email::MailboxReader;
 use crate::channels::status::ChannelStatus;
+use crate::channels::telegram::{TelegramChannel, TelegramError};
 use crate::http::{AppState, router};
 use crate::intake::Intake;
 use crate::notify::Notifiers;
 use crate::outbox::OutboxWorker;
-use crate::settings::{Settings, parse_instant};
+use crate::settings::{Settings, TelegramMode, parse_instant};
 use crate::store::{RepSeed, Store, ms, token_hash};
 
 pub struct App {
     listener: TcpListener,
     intake: Intake,
     settings: Arc<Settings>,
+    telegram: Option<Arc<TelegramChannel>>,
 }
 
 /// Connects, migrates and applies the config's reps: everything `serve` and `migrate` share.
@@ -102,7 +104,8 @@ impl App {
         }
         let settings = Arc::new(settings);
         let intake = Intake::new(store, settings.clone());
-        Ok(App { listener, intake, settings })
+        let telegram = if settings.telegram.enabled { Some(Arc::new(start_telegram(&intake).await?)) } else { None };
+        Ok(App { listener, intake, settings, telegram })
     }
 
     pub fn port(&self) -> u16 {
@@ -119,7 +122,16 @@ impl App {
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();
         let status = ChannelStatus::default();
-        let state = AppState::new(self.intake.clone(), crate::telemetry::metrics_handle(), status.clone());
+        let state = AppState::new(
+            self.intake.clone(),
+            crate::telemetry::metrics_handle(),
+            status.clone(),
+            self.telegram.clone(),
+        );
+        if let Some(telegram) = self.telegram.clone().filter(|_| self.settings.telegram.mode == TelegramMode::Polling) {
+            let (status, cancel) = (status.clone(), cancel.child_token());
+            tasks.spawn(async move { telegram.run_polling(status, cancel).await });
+        }
         for mailbox in &self.settings.imap {
             let reader = MailboxReader::new(mailbox.clone(), self.intake.clone(), status.clone());
             tasks.spawn(reader.run(cancel.child_token()));
@@ -171,6 +183,25 @@ impl App {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Checks the bot token (a refused token is a start-up error; an unreachable Telegram is
+/// not: the poller retries) and, in webhook mode, registers the webhook.
+async fn start_telegram(intake: &Intake) -> anyhow::Result<TelegramChannel> {
+    let channel = TelegramChannel::new(intake.clone());
+    match channel.check_token().await {
+        Ok(username) => tracing::info!(bot = %username, "Telegram bot ready"),
+        Err(TelegramError::Unauthorized) => {
+            anyhow::bail!("telegram.token was refused by the Bot API (401 Unauthorized)")
+        }
+        Err(e) => tracing::warn!(error = %e, "Telegram is not reachable yet; retrying in the background"),
+    }
+    if intake.settings.telegram.mode == TelegramMode::Webhook
+        && let Err(e) = channel.set_webhook().await
+    {
+        tracing::warn!(error = %e, "setWebhook failed; Telegram keeps the webhook it had");
+    }
+    Ok(channel)
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -264,8 +264,17 @@ pub struct TelegramSettings {
     pub enabled: bool,
     pub token: Option<SecretString>,
     pub mode: TelegramMode,
+    /// Where the Bot API is (tests point it at a fake on 127.0.0.1).
     pub api_url: String,
+    /// Checked against `X-Telegram-Bot-Api-Secret-Token` in webhook mode.
     pub webhook_secret: Option<SecretString>,
+    /// How long one `getUpdates` long poll waits.
+    pub poll_timeout: Duration,
+    /// The answer to `/start`.
+    pub welcome: String,
+    /// With `/start`, a reply keyboard button that shares the prospect's phone number
+    /// (`request_contact`); empty = no button.
+    pub share_phone_button: String,
 }
 
 impl Default for TelegramSettings {
@@ -276,7 +285,19 @@ impl Default for TelegramSettings {
             mode: TelegramMode::Polling,
             api_url: "https://api.telegram.org".into(),
             webhook_secret: None,
+            poll_timeout: Duration::from_secs(30),
+            welcome: "Hello! Tell us what you need, and a member of our team will answer you here.".into(),
+            share_phone_button: "Share my phone number".into(),
         }
+    }
+}
+
+impl TelegramSettings {
+    /// `<api_url>/bot<token>`: the base of every Bot API method.
+    pub fn bot_base(&self) -> String {
+        use secrecy::ExposeSecret;
+        let token = self.token.as_ref().map(|t| t.expose_secret().to_owned()).unwrap_or_default();
+        format!("{}/bot{token}", self.api_url.trim_end_matches('/'))
     }
 }
 

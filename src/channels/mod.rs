@@ -3,4 +3,5 @@
 
 pub mod email;
 pub mod status;
+pub mod telegram;
 pub mod webform;

@@ -75,6 +75,9 @@ pub struct Message {
     pub subject: Option<String>,
     pub text: String,
     pub attachments: Vec<Attachment>,
+    /// The message's own id in its channel when it differs from the inquiry's idempotency key
+    /// (a Telegram message is `chat:message`, its update is the key): edits find it by this.
+    pub external_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

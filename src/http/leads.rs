@@ -145,6 +145,7 @@ async fn create_lead(
             subject: body.subject.clone(),
             text: body.message.clone().unwrap_or_default(),
             attachments: Vec::new(),
+            external_id: None,
         },
         custom_fields: body.custom_fields.clone(),
         thread: Vec::new(),

@@ -10,6 +10,7 @@ mod ops;
 mod outbox;
 mod reps;
 mod stats;
+mod telegram;
 mod views;
 
 use std::net::IpAddr;
@@ -32,6 +33,7 @@ pub use auth::Caller;
 pub use error::{ApiError, ApiResult};
 
 use crate::channels::status::ChannelStatus;
+use crate::channels::telegram::TelegramChannel;
 use crate::intake::Intake;
 use crate::settings::Settings;
 use crate::store::Store;
@@ -43,13 +45,19 @@ struct Inner {
     intake: Intake,
     metrics: Option<PrometheusHandle>,
     channels: ChannelStatus,
+    telegram: Option<Arc<TelegramChannel>>,
     /// sha256 of each admin token: compared in constant time, never kept in clear.
     admin_token_hashes: Vec<[u8; 32]>,
     form_limiter: DefaultKeyedRateLimiter<IpAddr>,
 }
 
 impl AppState {
-    pub fn new(intake: Intake, metrics: Option<PrometheusHandle>, channels: ChannelStatus) -> Self {
+    pub fn new(
+        intake: Intake,
+        metrics: Option<PrometheusHandle>,
+        channels: ChannelStatus,
+        telegram: Option<Arc<TelegramChannel>>,
+    ) -> Self {
         use secrecy::ExposeSecret;
         let settings = &intake.settings;
         let admin_token_hashes =
@@ -57,7 +65,7 @@ impl AppState {
         let per_second = NonZeroU32::new(settings.server.form_rate_per_second).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(settings.server.form_rate_burst).unwrap_or(NonZeroU32::MIN);
         let form_limiter = DefaultKeyedRateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst));
-        AppState(Arc::new(Inner { intake, metrics, channels, admin_token_hashes, form_limiter }))
+        AppState(Arc::new(Inner { intake, metrics, channels, telegram, admin_token_hashes, form_limiter }))
     }
 
     pub fn intake(&self) -> &Intake {
@@ -80,7 +88,7 @@ impl AppState {
 #[openapi(
     info(title = "leadrouter", description = "Omnichannel lead intake and routing"),
     modifiers(&BearerScheme),
-    tags((name = "forms"), (name = "leads"), (name = "contacts"), (name = "reps"), (name = "stats"), (name = "outbox"), (name = "ops"))
+    tags((name = "forms"), (name = "leads"), (name = "contacts"), (name = "reps"), (name = "stats"), (name = "outbox"), (name = "telegram"), (name = "ops"))
 )]
 struct ApiDoc;
 
@@ -94,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         .merge(stats::router())
         .merge(outbox::router())
         .merge(ops::router())
+        .merge(telegram::router())
         .split_for_parts();
     let openapi = Arc::new(openapi);
     let timeout = state.settings().server.request_timeout.0;

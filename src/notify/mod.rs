@@ -1,6 +1,7 @@
 //! Notifiers: the outbox's sinks. A closed set dispatched by the message's `kind`.
 
 pub mod email;
+pub mod telegram;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ pub enum NotifyError {
 pub struct Notifiers {
     webhook: webhook::WebhookNotifier,
     email: email::EmailNotifier,
+    telegram: telegram::TelegramNotifier,
 }
 
 impl Notifiers {
@@ -33,6 +35,7 @@ impl Notifiers {
         Ok(Notifiers {
             webhook: webhook::WebhookNotifier::new(settings)?,
             email: email::EmailNotifier::new(settings.clone(), store)?,
+            telegram: telegram::TelegramNotifier::new(settings)?,
         })
     }
 
@@ -40,6 +43,7 @@ impl Notifiers {
         match message.kind.as_str() {
             "webhook" => self.webhook.send(message).await,
             "email" => self.email.send(message).await,
+            "telegram" => self.telegram.send(message).await,
             other => Err(NotifyError::Permanent(format!("no notifier for `{other}` messages in this build"))),
         }
     }

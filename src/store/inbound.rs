@@ -2,6 +2,7 @@
 //! claims the key in its own transaction (`intake_writes`), which makes redelivery a no-op;
 //! here are the failed items and their replay.
 
+use super::batch::Batch;
 use super::rows::{Col, Sql};
 use super::{Result, Store, new_id};
 
@@ -32,7 +33,91 @@ pub struct InboundItem {
     pub received_at: i64,
 }
 
+/// An item that is not a lead (an auto-reply, a group message, …), recorded with its reason.
+pub struct SkippedItem<'a> {
+    pub channel: &'a str,
+    pub external_id: &'a str,
+    pub meta: &'a InboundMeta,
+    pub payload: &'a [u8],
+    pub reason: &'a str,
+}
+
+/// An outbox message a channel adds to its own unit of work (a welcome on `/start`): the
+/// message's `payload` is `{}`, its target says everything the sender needs.
+pub(crate) fn outbox_row(kind: &str, target: &str, key: &str, event_type: &str, now: i64) -> Batch {
+    let mut b = Batch::new();
+    b.exec(
+        "INSERT INTO outbox (id, kind, target, event_id, event_type, payload, status, next_attempt_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, '{}', 'pending', $6, $6) ON CONFLICT (kind, target, event_id) DO NOTHING",
+        vec![new_id().into(), kind.into(), target.into(), key.into(), event_type.into(), now.into()],
+    );
+    b
+}
+
+/// The statement that marks an identity undeliverable (a bounce, a blocked bot).
+pub(crate) fn mark_undeliverable(kind: &str, value: &str, now: i64) -> Batch {
+    let mut b = Batch::new();
+    b.exec(
+        "UPDATE identities SET undeliverable_at = $1 WHERE kind = $2 AND value = $3",
+        vec![now.into(), kind.into(), value.into()],
+    );
+    b
+}
+
 impl Store {
+    /// Records an edit of a message already on a timeline (found by its own external id),
+    /// idempotently under the edit's key.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn record_edit(
+        &self,
+        channel: &str,
+        key: &str,
+        meta: &InboundMeta,
+        payload: &[u8],
+        message_id: &str,
+        text: &str,
+        now: i64,
+    ) -> Result<()> {
+        let meta = serde_json::to_string(meta).unwrap_or_else(|_| "{}".into());
+        let mut b = Batch::new();
+        b.exec(
+            "INSERT INTO inbound_items (id, channel, external_id, meta, payload, status, reason, received_at, processed_at) \
+             VALUES ($1, $2, $3, $4, $5, 'processed', 'edit', $6, $6) ON CONFLICT (channel, external_id) DO NOTHING",
+            vec![new_id().into(), channel.into(), key.into(), meta.into(), payload.to_vec().into(), now.into()],
+        );
+        b.exec(
+            "UPDATE interactions SET text = $1 WHERE channel = $2 AND external_id = $3",
+            vec![text.into(), channel.into(), message_id.into()],
+        );
+        let mut tx = self.begin().await?;
+        tx.run(b).await?;
+        tx.commit().await
+    }
+
+    /// Records a skipped item, with the channel's own bookkeeping (`also`), in one
+    /// transaction. A redelivered item changes nothing.
+    pub(crate) async fn record_skipped(&self, item: &SkippedItem<'_>, also: Batch, now: i64) -> Result<()> {
+        let meta = serde_json::to_string(item.meta).unwrap_or_else(|_| "{}".into());
+        let mut b = Batch::new();
+        b.exec(
+            "INSERT INTO inbound_items (id, channel, external_id, meta, payload, status, reason, received_at, processed_at) \
+             VALUES ($1, $2, $3, $4, $5, 'skipped', $6, $7, $7) ON CONFLICT (channel, external_id) DO NOTHING",
+            vec![
+                new_id().into(),
+                item.channel.into(),
+                item.external_id.into(),
+                meta.into(),
+                item.payload.to_vec().into(),
+                item.reason.into(),
+                now.into(),
+            ],
+        );
+        b.append(also);
+        let mut tx = self.begin().await?;
+        tx.run(b).await?;
+        tx.commit().await
+    }
+
     /// Records an item that could not be processed, in its own transaction (the intake
     /// transaction that failed has rolled back). Replaces an earlier failure of the same key.
     pub async fn record_failed_inbound(

@@ -587,7 +587,7 @@ pub fn intake_writes(w: &IntakeWrite<'_>) -> Batch {
         "inbound",
         "message",
         None,
-        Some(&i.external_id),
+        Some(i.message.external_id.as_deref().unwrap_or(&i.external_id)),
         i.message.subject.as_deref(),
         &i.message.text,
         &attachments,

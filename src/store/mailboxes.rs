@@ -1,9 +1,8 @@
 //! Mailbox cursors and what the email channel records besides leads.
 
 use super::batch::Batch;
-use super::inbound::InboundMeta;
 use super::rows::Col;
-use super::{Result, Store, new_id};
+use super::{Result, Store};
 
 /// Where a mailbox's reader is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,18 +24,6 @@ pub(crate) fn cursor_write(mailbox: &str, cursor: Cursor, now: i64) -> Batch {
         vec![mailbox.into(), i64::from(cursor.uidvalidity).into(), i64::from(cursor.last_uid).into(), now.into()],
     );
     b
-}
-
-/// A message that is not a lead, as the email channel records it.
-pub struct SkippedMail<'a> {
-    pub mailbox: &'a str,
-    pub message_id: &'a str,
-    pub meta: &'a InboundMeta,
-    pub payload: &'a [u8],
-    pub reason: &'a str,
-    /// Addresses a bounce reports as failed (lower-cased).
-    pub undeliverable: &'a [String],
-    pub cursor: Cursor,
 }
 
 impl Store {
@@ -72,28 +59,6 @@ impl Store {
     pub async fn advance_cursor(&self, mailbox: &str, cursor: Cursor, now: i64) -> Result<()> {
         let mut tx = self.begin().await?;
         tx.run(cursor_write(mailbox, cursor, now)).await?;
-        tx.commit().await
-    }
-
-    /// Records a skipped message (auto-reply, bounce, list mail…) with its reason, marks
-    /// the addresses a bounce reports, and moves the cursor past it: one transaction.
-    pub async fn record_skipped_mail(&self, m: &SkippedMail<'_>, now: i64) -> Result<()> {
-        let meta = serde_json::to_string(m.meta).unwrap_or_else(|_| "{}".into());
-        let mut b = Batch::new();
-        b.exec(
-            "INSERT INTO inbound_items (id, channel, external_id, meta, payload, status, reason, received_at, processed_at) \
-             VALUES ($1, 'email', $2, $3, $4, 'skipped', $5, $6, $6) ON CONFLICT (channel, external_id) DO NOTHING",
-            vec![new_id().into(), m.message_id.into(), meta.into(), m.payload.to_vec().into(), m.reason.into(), now.into()],
-        );
-        for address in m.undeliverable {
-            b.exec(
-                "UPDATE identities SET undeliverable_at = $1 WHERE kind = 'email' AND value = $2",
-                vec![now.into(), address.into()],
-            );
-        }
-        b.append(cursor_write(m.mailbox, m.cursor, now));
-        let mut tx = self.begin().await?;
-        tx.run(b).await?;
         tx.commit().await
     }
 }

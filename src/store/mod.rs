@@ -26,12 +26,13 @@ use sqlx::{Any, AnyPool, ConnectOptions, Executor, SqlSafeStr, Transaction};
 
 pub(crate) use batch::{Batch, BatchRows};
 pub use contacts::{ContactDetail, ContactSummary, MergeOutcome};
-pub use inbound::{InboundItem, InboundMeta};
+pub use inbound::{InboundItem, InboundMeta, SkippedItem};
+pub(crate) use inbound::{mark_undeliverable, outbox_row};
 pub use intake::{ContextQueries, IntakeWrite, NewEvent, SeenItem, TeamRef};
 pub(crate) use intake::{assignment_writes, context_reads, intake_writes, parse_context, parse_team, team_reads};
 pub use leads::LeadFilter;
+pub use mailboxes::Cursor;
 pub(crate) use mailboxes::cursor_write;
-pub use mailboxes::{Cursor, SkippedMail};
 pub use outbox::{OutboxMessage, OutboxRow};
 pub use reps::token_hash;
 pub use reps::{RepPatch, RepRecord, RepSeed};

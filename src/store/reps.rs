@@ -256,6 +256,15 @@ impl Store {
         Ok(self.reps().await?.into_iter().find(|r| r.id == id))
     }
 
+    /// The rep whose Telegram chat is `chat_id`.
+    pub async fn rep_by_telegram(&self, chat_id: i64) -> Result<Option<String>> {
+        let id = sqlx::query_scalar("SELECT id FROM reps WHERE telegram_chat_id = $1")
+            .bind(chat_id)
+            .fetch_optional(self.reader())
+            .await?;
+        Ok(id)
+    }
+
     /// The rep whose API token hashes to `hash`, if active.
     pub async fn rep_by_token_hash(&self, hash: &str) -> Result<Option<String>> {
         let id = sqlx::query_scalar("SELECT id FROM reps WHERE api_token_hash = $1")

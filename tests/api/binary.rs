@@ -309,3 +309,64 @@ async fn replay_processes_failed_items_again() {
         .expect("run");
     assert!(String::from_utf8_lossy(&again.stdout).contains("0 replayed, 0 failed"), "nothing left to replay");
 }
+
+/// `kill -9` right when the service confirms a batch to Telegram: after a restart every
+/// update is there exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_dash_nine_while_confirming_telegram_updates() {
+    let bot = crate::telegram_fake::FakeBot::start().await;
+    let db = TestDb::new(Db::Sqlite).await;
+    let config = format!("{BASE_CONFIG}\n{}", bot.config("polling"));
+    let mut pushed = Vec::new();
+    for i in 0..40i64 {
+        let mut update = crate::telegram_fake::fixture("private_text");
+        update["message"]["from"]["id"] = json!(7_000_000 + i);
+        update["message"]["chat"]["id"] = json!(7_000_000 + i);
+        update["message"]["message_id"] = json!(1 + i);
+        // Forty different people: no shared email or phone entities to merge them.
+        update["message"]["text"] = json!(format!("Hello from prospect {i}"));
+        update["message"]["entities"] = json!([]);
+        pushed.push(bot.push(update));
+    }
+    let mut service = Service::start(&db, &config).await;
+    // The moment a getUpdates call carries an offset, part of the batch is committed and
+    // being confirmed: kill the service right there.
+    for _ in 0..400 {
+        if bot.calls("getupdates").iter().any(|c| c["offset"].as_i64().is_some()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    service.kill9();
+    let service = Service::start(&db, &config).await;
+    let client = reqwest::Client::new();
+    let mut interactions = 0;
+    for _ in 0..100 {
+        let leads: Value = client
+            .get(format!("{}/api/v1/leads?channel=telegram&limit=200", service.base))
+            .bearer_auth("admin-token")
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        interactions = leads["items"].as_array().map(Vec::len).unwrap_or(0);
+        if interactions == pushed.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(interactions, pushed.len(), "every update is a lead after the restart");
+    let settings = {
+        let mut s = leadrouter::settings::Settings::from_toml(BASE_CONFIG).expect("config");
+        s.database.url = db.url.clone();
+        s
+    };
+    let store = leadrouter::store::Store::connect(&settings.database.url, 2).await.expect("store");
+    let count: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM interactions").fetch_one(&store.reader_pool()).await.expect("count");
+    assert_eq!(count as usize, pushed.len(), "and none twice");
+    store.close().await;
+    drop(service);
+}

@@ -11,4 +11,6 @@ mod leads;
 mod providers;
 mod routing;
 mod smtp_sink;
+mod telegram;
+mod telegram_fake;
 mod webhooks;

@@ -16,7 +16,7 @@ use self::parse::{MailboxContext, Verdict};
 use super::status::{ChannelStatus, State};
 use crate::intake::{Intake, IntakeError, RawItem};
 use crate::settings::{ImapSettings, Settings};
-use crate::store::{Cursor, InboundMeta, SkippedMail, cursor_write, ms};
+use crate::store::{Cursor, InboundMeta, SkippedItem, cursor_write, mark_undeliverable, ms};
 
 /// Messages fetched per round trip.
 const FETCH_BATCH: usize = 500;
@@ -230,16 +230,13 @@ impl MailboxReader {
         };
         metrics::counter!("leadrouter_inquiries_total", "channel" => "email", "outcome" => "skipped").increment(1);
         tracing::info!(reason = %reason, "mail skipped");
-        let skipped = SkippedMail {
-            mailbox: &s.id,
-            message_id: &message_id,
-            meta: &meta,
-            payload: &m.raw,
-            reason: &reason,
-            undeliverable: &undeliverable,
-            cursor,
-        };
-        self.intake.store.record_skipped_mail(&skipped, now).await.map_err(unavailable)
+        let skipped =
+            SkippedItem { channel: "email", external_id: &message_id, meta: &meta, payload: &m.raw, reason: &reason };
+        let mut also = cursor_write(&s.id, cursor, now);
+        for address in &undeliverable {
+            also.append(mark_undeliverable("email", address, now));
+        }
+        self.intake.store.record_skipped(&skipped, also, now).await.map_err(unavailable)
     }
 }
 

@@ -26,7 +26,12 @@ pub fn to_inquiry(mailbox: &str, mail: &ParsedMail, internal_ms: Option<i64>) ->
         identities,
         language: mail.language.clone(),
         country: None,
-        message: Message { subject: mail.subject.clone(), text, attachments: mail.attachments.clone() },
+        message: Message {
+            subject: mail.subject.clone(),
+            text,
+            attachments: mail.attachments.clone(),
+            external_id: None,
+        },
         custom_fields: custom,
         thread: mail.thread_ids.clone(),
         received_at: received,

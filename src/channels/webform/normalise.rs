@@ -88,7 +88,12 @@ pub fn to_inquiry(
         identities,
         language: sub.language.clone(),
         country: None,
-        message: Message { subject: None, text: sub.message.clone().unwrap_or_default(), attachments: Vec::new() },
+        message: Message {
+            subject: None,
+            text: sub.message.clone().unwrap_or_default(),
+            attachments: Vec::new(),
+            external_id: None,
+        },
         custom_fields: custom,
         thread: Vec::new(),
         received_at,

@@ -1,0 +1,40 @@
+//! `POST /telegram/webhook`: updates pushed by Telegram (webhook mode). Answered 200 only
+//! after the update is committed; an update we cannot read is recorded as a failed item.
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use secrecy::ExposeSecret;
+use subtle::ConstantTimeEq;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::error::{ApiError, ApiResult};
+use super::extract::read_body;
+use crate::settings::TelegramMode;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(webhook))
+}
+
+#[utoipa::path(post, path = "/telegram/webhook", tag = "telegram",
+    params(("X-Telegram-Bot-Api-Secret-Token" = String, Header, description = "telegram.webhook_secret")),
+    request_body(content = Object, description = "a Bot API Update"),
+    responses((status = 200, description = "committed"), (status = 401, body = super::views::ErrorBody),
+              (status = 404, body = super::views::ErrorBody), (status = 503, body = super::views::ErrorBody)))]
+async fn webhook(State(state): State<AppState>, req: Request) -> ApiResult<StatusCode> {
+    let settings = &state.settings().telegram;
+    let channel = match (&state.0.telegram, settings.mode) {
+        (Some(channel), TelegramMode::Webhook) => channel.clone(),
+        _ => return Err(ApiError::NotFound("Telegram webhook (telegram.mode is not \"webhook\")")),
+    };
+    let given = req.headers().get("x-telegram-bot-api-secret-token").map(|v| v.as_bytes().to_vec()).unwrap_or_default();
+    let expected = settings.webhook_secret.as_ref().map(|s| s.expose_secret().as_bytes().to_vec()).unwrap_or_default();
+    if expected.is_empty() || given.len() != expected.len() || !bool::from(given.ct_eq(&expected)) {
+        return Err(ApiError::Unauthorized("missing or wrong X-Telegram-Bot-Api-Secret-Token".into()));
+    }
+    let body = read_body(req, state.settings().server.max_body_bytes).await?;
+    let raw: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    channel.handle(&raw, &body).await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    Ok(StatusCode::OK)
+}
