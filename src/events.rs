@@ -37,11 +37,24 @@ pub fn lead_event(
     }
 }
 
-/// Adds an email to `rep_id` about the event, when email notifications are configured. The
-/// notifier decides at sending time whether the rep hears by email (see `notify::email`).
+/// Tells `rep_id` about the event by email and in Telegram, as far as those are configured.
+/// The notifiers decide at sending time which one the rep hears by (`reps.notify`); the other
+/// delivery is recorded as skipped.
 pub fn notify_rep(event: &mut NewEvent, settings: &Settings, rep_id: &str) {
     if settings.notify.email.is_some() {
         event.deliveries.push(("email", format!("{REP_TARGET}{rep_id}")));
+    }
+    if settings.telegram.enabled {
+        event.deliveries.push(("telegram", format!("{REP_TARGET}{rep_id}")));
+    }
+}
+
+/// Announces the event in the team's Telegram group (`notify_chat_id`): a new lead is posted,
+/// a later change edits that post.
+pub fn announce(event: &mut NewEvent, settings: &Settings, team_id: Option<&str>) {
+    let team = team_id.and_then(|id| settings.team(id)).filter(|t| t.notify_chat_id.is_some());
+    if let Some(team) = team.filter(|_| settings.telegram.enabled) {
+        event.deliveries.push(("telegram", format!("{TEAM_TARGET}{}", team.id)));
     }
 }
 
@@ -52,6 +65,8 @@ pub fn acknowledge(event: &mut NewEvent, settings: &Settings, mailbox: &str, add
     }
 }
 
-/// Email outbox targets: `rep:<rep id>` and `ack:<mailbox id>:<address>`.
+/// Outbox targets: `rep:<rep id>` (email and Telegram), `ack:<mailbox id>:<address>` (email),
+/// `team:<team id>` (Telegram group).
 pub const REP_TARGET: &str = "rep:";
 pub const ACK_TARGET: &str = "ack:";
+pub const TEAM_TARGET: &str = "team:";

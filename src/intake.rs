@@ -10,7 +10,7 @@ use tokio::sync::{Notify, oneshot};
 use tracing::Instrument;
 
 use crate::domain::plan::{self, ContactStep, LeadStep, Plan};
-use crate::domain::routing::{self, Facts};
+use crate::domain::routing::{self, Facts, Strategy};
 use crate::domain::{Identity, Inquiry};
 use crate::events::{self, LEAD_ASSIGNED, LEAD_CREATED, LEAD_MESSAGE};
 use crate::settings::Settings;
@@ -174,7 +174,7 @@ impl Intake {
             .map(|id| self.team_ref(id))
     }
 
-    fn team_ref<'a>(&'a self, id: &'a str) -> TeamRef<'a> {
+    pub(crate) fn team_ref<'a>(&'a self, id: &'a str) -> TeamRef<'a> {
         let team = self.settings.team(id);
         TeamRef {
             id,
@@ -198,7 +198,7 @@ impl Intake {
                 }
                 vec![event]
             }
-            LeadStep::Open { lead_id, owner, .. } => {
+            LeadStep::Open { lead_id, owner, team } => {
                 let s = &inquiry.source;
                 let owner = owner.as_ref().map(|o| {
                     let name = ctx
@@ -223,6 +223,7 @@ impl Intake {
                     "message": message,
                 });
                 let mut created = events::lead_event(&self.settings, LEAD_CREATED, lead_id, None, data, now);
+                events::announce(&mut created, &self.settings, team.as_ref().map(|(t, _)| t.as_str()));
                 let sender = inquiry.identities.iter().find(|i| i.kind() == crate::domain::IdentityKind::Email);
                 if let (Some(mailbox), Some(sender)) = (&s.mailbox, sender) {
                     events::acknowledge(&mut created, &self.settings, mailbox, sender.value());
@@ -260,19 +261,36 @@ impl Intake {
         let waiting = tx.unassigned_leads(500).await?;
         let mut full_teams: Vec<String> = Vec::new();
         let mut assigned = 0;
-        for (lead_id, team_id) in waiting {
+        for (lead_id, team_id, created_at) in waiting {
             let Some(team_id) = team_id.or_else(|| self.settings.routing.default_team.clone()) else { continue };
             if full_teams.contains(&team_id) {
                 continue;
             }
-            let team = tx.team_context(self.team_ref(&team_id)).await?;
-            let Some(owner) = plan::choose_owner(&team, None, false, now) else {
+            let team_ref = self.team_ref(&team_id);
+            // A claim lead waits for someone to press Take, until the team's sla runs out;
+            // then it goes round-robin.
+            let claim_timeout = team_ref.strategy == Strategy::Claim;
+            if claim_timeout {
+                let sla = self.settings.team(&team_id).and_then(|t| t.sla).map(|d| d.as_millis_i64());
+                if sla.is_none_or(|sla| ms(now) - created_at < sla) {
+                    continue;
+                }
+            }
+            let mut team = tx.team_context(team_ref).await?;
+            if claim_timeout {
+                team.strategy = Strategy::RoundRobin;
+            }
+            let Some(mut owner) = plan::choose_owner(&team, None, false, now) else {
                 full_teams.push(team_id);
                 continue;
             };
+            if claim_timeout {
+                owner.reason = "claim_timeout";
+            }
             let name =
                 team.candidates.iter().find(|c| c.rep_id == owner.rep_id).map(|c| c.name.clone()).unwrap_or_default();
-            let event = self.assigned_event(&lead_id, &owner.rep_id, &name, owner.reason, ms(now));
+            let mut event = self.assigned_event(&lead_id, &owner.rep_id, &name, owner.reason, ms(now));
+            events::announce(&mut event, &self.settings, Some(&team_id));
             let route = Some((team_id.as_str(), team.seq + 1));
             tx.assign(&lead_id, None, &owner.rep_id, route, owner.reason, &owner.wrr_updates, true, &[event], ms(now))
                 .await?;

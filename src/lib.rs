@@ -15,6 +15,7 @@ pub mod intake;
 pub mod notify;
 pub mod outbox;
 pub mod pipeline;
+pub mod reassign;
 pub mod replay;
 pub mod scheduler;
 pub mod settings;

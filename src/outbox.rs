@@ -86,9 +86,12 @@ impl OutboxWorker {
             Err(e) => {
                 let attempts = u32::try_from(m.attempts + 1).unwrap_or(u32::MAX);
                 let permanent = matches!(e, NotifyError::Permanent(_));
-                let retry_at = (!permanent && attempts < self.settings.max_attempts).then(|| {
-                    ms(now) + i64::try_from(backoff(&self.settings, attempts - 1).as_millis()).unwrap_or(i64::MAX)
-                });
+                let mut wait = backoff(&self.settings, attempts - 1);
+                if let NotifyError::RetryAfter(_, asked) = &e {
+                    wait = wait.max(*asked);
+                }
+                let retry_at = (!permanent && attempts < self.settings.max_attempts)
+                    .then(|| ms(now).saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX)));
                 metrics::counter!("leadrouter_outbox_failures_total", "kind" => m.kind.clone()).increment(1);
                 tracing::warn!(delivery = %m.id, kind = %m.kind, attempts, dead = retry_at.is_none(), error = %e, "delivery failed");
                 self.store.outbox_failed(&m.id, &e.to_string(), retry_at).await.map(|_| "failed")

@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::domain::lead::{self, LeadRuleError, Status};
 use crate::events::{self, LEAD_ASSIGNED, LEAD_MESSAGE, LEAD_STATUS_CHANGED};
 use crate::intake::Intake;
-use crate::store::{LeadRow, StoreError, ms};
+use crate::store::{LeadRow, StoreError, Tx, ms};
 
 /// Who is acting: admins may do anything, a rep only on their own leads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,11 +82,34 @@ impl Intake {
         let now = ms(jiff::Timestamp::now());
         let mut tx = self.store.begin().await?;
         let lead = tx.lead_for_update(lead_id).await?;
-        if !actor.may_see(&lead) {
+        let freed_capacity = self.change_lead(&mut tx, actor, &lead, u, now).await?;
+        tx.commit().await?;
+        self.outbox_wakeup.notify_one();
+        if freed_capacity {
+            self.assign_waiting().await?;
+        }
+        Ok(())
+    }
+
+    /// The change itself, inside the caller's transaction (a rep's Telegram command commits it
+    /// with the update that asked for it). Returns whether an owner's capacity freed up.
+    pub(crate) async fn change_lead(
+        &self,
+        tx: &mut Tx,
+        actor: &Actor,
+        lead: &LeadRow,
+        u: &LeadUpdate,
+        now: i64,
+    ) -> Result<bool, PipelineError> {
+        if !actor.may_see(lead) {
             return Err(PipelineError::NotFound("lead"));
         }
         let current: Status = lead.status.parse()?;
         let mut freed_capacity = false;
+        if let Actor::Rep(_) = actor {
+            // The owner working on the lead has evidently taken it on.
+            tx.accept_lead(&lead.id, now).await?;
+        }
 
         if let Some(to) = u.status {
             let t = lead::transition(current, to, u.lost_reason.as_deref())?;
@@ -98,10 +121,11 @@ impl Intake {
                 )));
             }
             if t.changes() || t.lost_reason.as_deref() != lead.lost_reason.as_deref() {
-                tx.set_status(&lead, to.as_str(), t.lost_reason.as_deref(), to.is_open(), now).await?;
+                tx.set_status(lead, to.as_str(), t.lost_reason.as_deref(), to.is_open(), now).await?;
                 let data = json!({"lead": {"id": lead.id}, "from": current.as_str(), "to": to.as_str(), "lost_reason": t.lost_reason});
-                let event =
+                let mut event =
                     events::lead_event(&self.settings, LEAD_STATUS_CHANGED, &lead.id, Some(&actor.label()), data, now);
+                events::announce(&mut event, &self.settings, lead.team_id.as_deref());
                 tx.record_events(&[event]).await?;
                 freed_capacity = t.closes();
             }
@@ -110,7 +134,7 @@ impl Intake {
                 return Err(LeadRuleError::ReasonWithoutLost.into());
             }
             let t = lead::transition(current, current, u.lost_reason.as_deref())?;
-            tx.set_status(&lead, current.as_str(), t.lost_reason.as_deref(), false, now).await?;
+            tx.set_status(lead, current.as_str(), t.lost_reason.as_deref(), false, now).await?;
         }
 
         if let Some(owner) = &u.owner {
@@ -129,6 +153,7 @@ impl Intake {
                 let mut event =
                     events::lead_event(&self.settings, LEAD_ASSIGNED, &lead.id, Some(&actor.label()), data, now);
                 events::notify_rep(&mut event, &self.settings, owner);
+                events::announce(&mut event, &self.settings, lead.team_id.as_deref());
                 // An admin's explicit choice may go above the rep's capacity.
                 tx.assign(&lead.id, previous, owner, None, "manual", &[], false, &[event], now).await?;
                 freed_capacity |= previous.is_some();
@@ -140,12 +165,7 @@ impl Intake {
             let note = u.next_action_note.clone().unwrap_or(lead.next_action_note.clone());
             tx.set_next_action(&lead.id, at, note.as_deref(), now).await?;
         }
-        tx.commit().await?;
-        self.outbox_wakeup.notify_one();
-        if freed_capacity {
-            self.assign_waiting().await?;
-        }
-        Ok(())
+        Ok(freed_capacity)
     }
 
     /// Adds a note or logs a touch on the lead's timeline.
@@ -181,6 +201,9 @@ impl Intake {
         let mut events = Vec::new();
         if direction == "outbound" {
             tx.mark_first_response(&lead.id, now).await?;
+            if author.is_some_and(|a| lead.owner.as_ref().is_some_and(|o| o.id == a)) {
+                tx.accept_lead(&lead.id, now).await?;
+            }
             let data = json!({"lead": {"id": lead.id}, "message": {"channel": "api", "direction": direction, "kind": kind_name, "text": text}});
             events.push(events::lead_event(&self.settings, LEAD_MESSAGE, &lead.id, Some(&actor.label()), data, now));
         }

@@ -29,9 +29,24 @@ pub async fn replay(intake: &Intake, id: &str) -> Result<Outcome, ReplayError> {
     match item.channel.as_str() {
         "webform" => replay_webform(intake, &item).await,
         "email" => replay_email(intake, &item).await,
+        "telegram" => replay_telegram(intake, &item).await,
         other => Err(ReplayError::Unsupported(format!(
             "{other} items are not replayed: that channel's sender was told it failed and sends again"
         ))),
+    }
+}
+
+/// A Telegram update goes through the channel's handler again, as if it had just arrived.
+async fn replay_telegram(intake: &Intake, item: &InboundItem) -> Result<Outcome, ReplayError> {
+    let channel = crate::channels::telegram::TelegramChannel::new(intake.clone());
+    let raw: serde_json::Value = serde_json::from_slice(&item.payload).unwrap_or_default();
+    channel.handle(&raw, &item.payload).await.map_err(|e| ReplayError::StillFailing(e.to_string()))?;
+    let after = intake.store.inbound_item(&item.id).await.map_err(|e| ReplayError::StillFailing(e.to_string()))?;
+    match after {
+        Some(a) if a.status == "failed" => Err(ReplayError::StillFailing(a.reason.unwrap_or_default())),
+        // Handled now: the update's lead, if it concerned one.
+        Some(a) => Ok(Outcome::Duplicate { lead_id: a.lead_id }),
+        None => Err(ReplayError::NotFound(item.id.clone())),
     }
 }
 

@@ -1,6 +1,7 @@
-//! Time-driven work. For now: leads waiting for an owner are offered again on a timer, which
-//! catches reps who became eligible by the clock alone (working hours began, out of office
-//! ended). Changes made through the API drain the queue at once.
+//! Time-driven work: leads waiting for an owner are offered again on a timer, which catches
+//! reps who became eligible by the clock alone (working hours began, out of office ended) and
+//! claim leads nobody took within the team's sla; leads their owner did not take on within
+//! the sla move on. Changes made through the API drain the queue at once.
 
 use std::time::Duration;
 
@@ -18,6 +19,9 @@ pub async fn run(intake: Intake, every: Duration, mut on_tick: impl FnMut() + Se
         }
         if let Err(e) = intake.assign_waiting().await {
             tracing::warn!(error = %e, "scheduler: assigning waiting leads failed");
+        }
+        if let Err(e) = intake.reassign_unaccepted().await {
+            tracing::warn!(error = %e, "scheduler: reassigning leads past their sla failed");
         }
         on_tick();
     }

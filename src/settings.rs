@@ -275,6 +275,10 @@ pub struct TelegramSettings {
     /// With `/start`, a reply keyboard button that shares the prospect's phone number
     /// (`request_contact`); empty = no button.
     pub share_phone_button: String,
+    /// The reasons a rep picks from after pressing "Lost…" on a lead.
+    pub lost_reasons: Vec<String>,
+    /// How long a rep's link (`POST /api/v1/reps/{id}/telegram-link`) can be used.
+    pub link_ttl: Duration,
 }
 
 impl Default for TelegramSettings {
@@ -288,6 +292,8 @@ impl Default for TelegramSettings {
             poll_timeout: Duration::from_secs(30),
             welcome: "Hello! Tell us what you need, and a member of our team will answer you here.".into(),
             share_phone_button: "Share my phone number".into(),
+            lost_reasons: ["No budget", "Chose a competitor", "No response", "Not a fit"].map(String::from).to_vec(),
+            link_ttl: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -709,6 +715,10 @@ impl Settings {
             && self.telegram.webhook_secret.is_none()
         {
             p.push("telegram.mode = \"webhook\" needs telegram.webhook_secret".into());
+        }
+        let reasons = &self.telegram.lost_reasons;
+        if reasons.len() > 20 || reasons.iter().any(|r| r.trim().is_empty() || r.chars().count() > 64) {
+            p.push("telegram.lost_reasons: at most 20 reasons of 1–64 characters each".into());
         }
         duplicates("imap", self.imap.iter().map(|m| m.id.as_str()), &mut p);
         for m in &self.imap {

@@ -179,6 +179,8 @@ pub struct LeadQuery {
     pub overdue: Option<bool>,
     /// Open leads waiting for an owner.
     pub unassigned: Option<bool>,
+    /// `true`: open leads only; `false`: won or lost ones.
+    pub open: Option<bool>,
     /// 1–200, default 50.
     pub limit: Option<i64>,
     pub cursor: Option<String>,
@@ -209,6 +211,7 @@ async fn list_leads(
         q: q.q.filter(|s| !s.trim().is_empty()),
         overdue: q.overdue,
         unassigned: q.unassigned,
+        open: q.open,
         limit: limit + 1,
         cursor: q.cursor,
     };

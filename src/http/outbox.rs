@@ -29,7 +29,7 @@ pub struct OutboxQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OutboxView {
     pub id: String,
-    /// `webhook` or `email`.
+    /// `webhook`, `email` or `telegram`.
     pub kind: String,
     pub target: String,
     pub event_id: String,

@@ -1,5 +1,6 @@
-//! `POST /telegram/webhook`: updates pushed by Telegram (webhook mode). Answered 200 only
-//! after the update is committed; an update we cannot read is recorded as a failed item.
+//! `POST /telegram/webhook`: updates pushed by Telegram (webhook mode), answered 200 only
+//! after the update is committed (an update we cannot read is recorded as a failed item);
+//! and the one-time links that connect a rep's Telegram.
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -8,13 +9,46 @@ use subtle::ConstantTimeEq;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use serde::Serialize;
+use utoipa::ToSchema;
+
 use super::AppState;
+use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
-use super::extract::read_body;
+use super::extract::{ApiPath, read_body};
 use crate::settings::TelegramMode;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(webhook))
+    OpenApiRouter::new().routes(routes!(webhook)).routes(routes!(rep_link))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RepLink {
+    /// `https://t.me/<bot>?start=link-<code>`: the rep opens it in Telegram, once.
+    pub url: String,
+    pub expires_at: String,
+}
+
+/// A one-time link that connects the rep's Telegram to the bot (`telegram.link_ttl`).
+#[utoipa::path(post, path = "/api/v1/reps/{id}/telegram-link", tag = "reps", params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 201, body = RepLink), (status = 404, body = super::views::ErrorBody),
+              (status = 409, body = super::views::ErrorBody), (status = 503, body = super::views::ErrorBody)))]
+async fn rep_link(
+    caller: Caller,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<(StatusCode, axum::Json<RepLink>)> {
+    caller.require_admin()?;
+    let Some(channel) = state.0.telegram.clone() else {
+        return Err(ApiError::Conflict("the Telegram channel is not enabled (telegram.enabled)".into()));
+    };
+    if state.store().rep(&id).await?.is_none() {
+        return Err(ApiError::NotFound("rep"));
+    }
+    let (url, expires_at) = channel.rep_link(&id).await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let expires_at = crate::store::from_ms(expires_at).to_string();
+    Ok((StatusCode::CREATED, axum::Json(RepLink { url, expires_at })))
 }
 
 #[utoipa::path(post, path = "/telegram/webhook", tag = "telegram",

@@ -101,15 +101,7 @@ impl EmailNotifier {
             .await
             .map_err(storage)?
             .ok_or_else(|| NotifyError::Skipped("the rep no longer exists".into()))?;
-        let via = match rep.notify.as_str() {
-            "email" => NotifyVia::Email,
-            "telegram" => NotifyVia::Telegram,
-            _ => NotifyVia::Auto,
-        };
-        let Some(address) = rep
-            .email
-            .as_deref()
-            .filter(|_| via == NotifyVia::Email || (via == NotifyVia::Auto && rep.telegram_chat_id.is_none()))
+        let Some(address) = rep.email.as_deref().filter(|_| super::hears_by(&rep, &self.settings) == NotifyVia::Email)
         else {
             return Err(NotifyError::Skipped("the rep hears about leads in Telegram, or has no email".into()));
         };

@@ -33,8 +33,9 @@ pub struct InboundItem {
     pub received_at: i64,
 }
 
-/// An item that is not a lead (an auto-reply, a group message, …), recorded with its reason.
-pub struct SkippedItem<'a> {
+/// An inbound item recorded with its reason: an auto-reply or group message that is not a
+/// lead, or something a rep did in Telegram.
+pub struct InboundRecord<'a> {
     pub channel: &'a str,
     pub external_id: &'a str,
     pub meta: &'a InboundMeta,
@@ -42,14 +43,31 @@ pub struct SkippedItem<'a> {
     pub reason: &'a str,
 }
 
-/// An outbox message a channel adds to its own unit of work (a welcome on `/start`): the
-/// message's `payload` is `{}`, its target says everything the sender needs.
-pub(crate) fn outbox_row(kind: &str, target: &str, key: &str, event_type: &str, now: i64) -> Batch {
+/// An outbox message a channel adds to its own unit of work (a welcome on `/start`, the answer
+/// to a button). `key` makes it idempotent: the same key for the same target is one message.
+pub(crate) fn outbox_row(
+    kind: &str,
+    target: &str,
+    key: &str,
+    event_type: &str,
+    lead_id: Option<&str>,
+    payload: &serde_json::Value,
+    now: i64,
+) -> Batch {
     let mut b = Batch::new();
     b.exec(
-        "INSERT INTO outbox (id, kind, target, event_id, event_type, payload, status, next_attempt_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, '{}', 'pending', $6, $6) ON CONFLICT (kind, target, event_id) DO NOTHING",
-        vec![new_id().into(), kind.into(), target.into(), key.into(), event_type.into(), now.into()],
+        "INSERT INTO outbox (id, kind, target, event_id, event_type, lead_id, payload, status, next_attempt_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $8) ON CONFLICT (kind, target, event_id) DO NOTHING",
+        vec![
+            new_id().into(),
+            kind.into(),
+            target.into(),
+            key.into(),
+            event_type.into(),
+            lead_id.map(str::to_owned).into(),
+            payload.to_string().into(),
+            now.into(),
+        ],
     );
     b
 }
@@ -60,6 +78,16 @@ pub(crate) fn mark_undeliverable(kind: &str, value: &str, now: i64) -> Batch {
     b.exec(
         "UPDATE identities SET undeliverable_at = $1 WHERE kind = $2 AND value = $3",
         vec![now.into(), kind.into(), value.into()],
+    );
+    b
+}
+
+/// The statement that clears it again (someone who blocked the bot wrote to it again).
+pub(crate) fn mark_deliverable(kind: &str, value: &str) -> Batch {
+    let mut b = Batch::new();
+    b.exec(
+        "UPDATE identities SET undeliverable_at = NULL WHERE kind = $1 AND value = $2 AND undeliverable_at IS NOT NULL",
+        vec![kind.into(), value.into()],
     );
     b
 }
@@ -95,13 +123,14 @@ impl Store {
     }
 
     /// Records a skipped item, with the channel's own bookkeeping (`also`), in one
-    /// transaction. A redelivered item changes nothing.
-    pub(crate) async fn record_skipped(&self, item: &SkippedItem<'_>, also: Batch, now: i64) -> Result<()> {
+    /// transaction. A redelivered item changes nothing; a replayed failure becomes skipped.
+    pub(crate) async fn record_skipped(&self, item: &InboundRecord<'_>, also: Batch, now: i64) -> Result<()> {
         let meta = serde_json::to_string(item.meta).unwrap_or_else(|_| "{}".into());
         let mut b = Batch::new();
         b.exec(
             "INSERT INTO inbound_items (id, channel, external_id, meta, payload, status, reason, received_at, processed_at) \
-             VALUES ($1, $2, $3, $4, $5, 'skipped', $6, $7, $7) ON CONFLICT (channel, external_id) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, 'skipped', $6, $7, $7) ON CONFLICT (channel, external_id) \
+             DO UPDATE SET status = 'skipped', reason = $6, processed_at = $7 WHERE inbound_items.status = 'failed'",
             vec![
                 new_id().into(),
                 item.channel.into(),

@@ -679,13 +679,35 @@ impl Tx {
     }
 
     /// Open leads waiting for an owner, oldest first: `(lead, team)`.
-    pub async fn unassigned_leads(&mut self, limit: i64) -> Result<Vec<(String, Option<String>)>> {
+    /// Open leads of `team_id` assigned before `assigned_before` that their owner has not
+    /// taken on: `(id, owner)`, longest waiting first.
+    pub async fn unaccepted_leads(
+        &mut self,
+        team_id: &str,
+        assigned_before: i64,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>> {
         let rows = sqlx::query(
-            "SELECT id, team_id FROM leads WHERE owner_id IS NULL AND closed_at IS NULL ORDER BY created_at LIMIT $1",
+            "SELECT id, owner_id FROM leads WHERE team_id = $1 AND accepted_at IS NULL AND closed_at IS NULL \
+             AND owner_id IS NOT NULL AND first_response_at IS NULL AND assigned_at < $2 ORDER BY assigned_at LIMIT $3",
+        )
+        .bind(team_id.to_owned())
+        .bind(assigned_before)
+        .bind(limit)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter().map(|r| Ok((r.col("id")?, r.col("owner_id")?))).collect()
+    }
+
+    /// Open leads without an owner, oldest first: `(id, team, created_at)`.
+    pub async fn unassigned_leads(&mut self, limit: i64) -> Result<Vec<(String, Option<String>, i64)>> {
+        let rows = sqlx::query(
+            "SELECT id, team_id, created_at FROM leads WHERE owner_id IS NULL AND closed_at IS NULL \
+             ORDER BY created_at LIMIT $1",
         )
         .bind(limit)
         .fetch_all(&mut *self.tx)
         .await?;
-        rows.iter().map(|r| Ok((r.col("id")?, r.col("team_id")?))).collect()
+        rows.iter().map(|r| Ok((r.col("id")?, r.col("team_id")?, r.col("created_at")?))).collect()
     }
 }

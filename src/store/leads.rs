@@ -15,6 +15,8 @@ pub struct LeadFilter {
     /// `Some(true)`: open leads whose next action is due; `Some(false)`: the others.
     pub overdue: Option<bool>,
     pub unassigned: Option<bool>,
+    /// `Some(true)`: open leads only; `Some(false)`: won or lost ones.
+    pub open: Option<bool>,
     pub limit: i64,
     /// Id of the last lead of the previous page.
     pub cursor: Option<String>,
@@ -87,6 +89,11 @@ impl Store {
             }
             None => {}
         }
+        match f.open {
+            Some(true) => q.push(" AND l.closed_at IS NULL"),
+            Some(false) => q.push(" AND l.closed_at IS NOT NULL"),
+            None => &mut q,
+        };
         match f.unassigned {
             Some(true) => q.push(" AND l.owner_id IS NULL AND l.closed_at IS NULL"),
             Some(false) => q.push(" AND l.owner_id IS NOT NULL"),

@@ -14,6 +14,7 @@ mod reps;
 mod rows;
 mod singleton;
 mod stats;
+mod telegram;
 mod writer;
 
 use std::str::FromStr;
@@ -26,8 +27,8 @@ use sqlx::{Any, AnyPool, ConnectOptions, Executor, SqlSafeStr, Transaction};
 
 pub(crate) use batch::{Batch, BatchRows};
 pub use contacts::{ContactDetail, ContactSummary, MergeOutcome};
-pub use inbound::{InboundItem, InboundMeta, SkippedItem};
-pub(crate) use inbound::{mark_undeliverable, outbox_row};
+pub use inbound::{InboundItem, InboundMeta, InboundRecord};
+pub(crate) use inbound::{mark_deliverable, mark_undeliverable, outbox_row};
 pub use intake::{ContextQueries, IntakeWrite, NewEvent, SeenItem, TeamRef};
 pub(crate) use intake::{assignment_writes, context_reads, intake_writes, parse_context, parse_team, team_reads};
 pub use leads::LeadFilter;
@@ -39,6 +40,7 @@ pub use reps::{RepPatch, RepRecord, RepSeed};
 pub use rows::{AssignmentRow, IdentityRow, InteractionRow, LeadRow, OwnerRef};
 pub use singleton::SingletonGuard;
 pub use stats::{RepStats, Summary};
+pub use telegram::{TelegramContact, message_ref};
 pub(crate) use writer::{Step, UnitOfWork, retry_pause};
 
 #[derive(Debug, thiserror::Error)]
@@ -112,12 +114,14 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "team sequence from members", include_str!("../../migrations/sqlite/0002_team_sequence_from_members.sql")),
     (3, "email", include_str!("../../migrations/sqlite/0003_email.sql")),
     (4, "email notifications", include_str!("../../migrations/sqlite/0004_email_notifications.sql")),
+    (5, "telegram reps", include_str!("../../migrations/sqlite/0005_telegram_reps.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
     (2, "team sequence from members", include_str!("../../migrations/postgres/0002_team_sequence_from_members.sql")),
     (3, "email", include_str!("../../migrations/postgres/0003_email.sql")),
     (4, "email notifications", include_str!("../../migrations/postgres/0004_email_notifications.sql")),
+    (5, "telegram reps", include_str!("../../migrations/postgres/0005_telegram_reps.sql")),
 ];
 
 impl Store {

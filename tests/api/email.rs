@@ -372,7 +372,9 @@ async fn reps_are_emailed_and_prospects_acknowledged(db: Db) {
         "{}acknowledge = true\nacknowledge_subject = \"Re: {{subject}}\"\n",
         mailbox_config(&dovecot.settings("sales", &folder))
     );
-    let app = TestApp::spawn_with(db, &format!("{REPS_WITH_EMAIL}\n{}\n{mailbox}", sink.config())).await;
+    let bot = crate::telegram_fake::FakeBot::start().await;
+    let config = format!("{REPS_WITH_EMAIL}\n{}\n{mailbox}\n{}", sink.config(), bot.config("polling"));
+    let app = TestApp::spawn_with(db, &config).await;
 
     append(&mut setup, &folder, &["plain"]).await;
     eventually(15, || async { sink.mails().len() >= 2 }).await;
@@ -420,9 +422,10 @@ async fn reps_are_emailed_and_prospects_acknowledged(db: Db) {
     eventually(10, || async {
         app.get("/api/v1/outbox?status=skipped").await["items"]
             .as_array()
-            .is_some_and(|i| i.iter().any(|m| m["target"] == "rep:tom"))
+            .is_some_and(|i| i.iter().any(|m| m["target"] == "rep:tom" && m["kind"] == "email"))
     })
     .await;
+    eventually(10, || async { bot.calls("sendmessage").iter().any(|c| c["chat_id"] == 4242) }).await;
     assert!(!sink.mails().iter().any(|m| m.rcpt == ["tom@kestrel-systems.com"]));
 }
 both!(reps_are_emailed_and_prospects_acknowledged);

@@ -13,4 +13,5 @@ mod routing;
 mod smtp_sink;
 mod telegram;
 mod telegram_fake;
+mod telegram_reps;
 mod webhooks;

@@ -171,3 +171,24 @@ async fn two_instances_never_poll_one_bot_at_once() {
     eventually(20, || async { items(&second).await.len() == 11 }).await;
     assert_eq!(bot.max_concurrent_polls(), 1);
 }
+
+async fn a_failed_update_is_replayed_through_the_channel(db: Db) {
+    let bot = FakeBot::start().await;
+    let app = TestApp::spawn(db, &bot.config("webhook")).await;
+    // As if the database had failed while the update was handled.
+    let raw = serde_json::to_vec(&fixture("private_text")).expect("json");
+    let meta = leadrouter::store::InboundMeta::default();
+    let id = app
+        .store()
+        .record_failed_inbound("telegram", "update:870001001", &meta, &raw, "database is locked", 0)
+        .await
+        .expect("recorded");
+    let outcome = leadrouter::replay::replay(&app.intake, &id).await.expect("replayed");
+    let leads = app.leads("&channel=telegram").await;
+    assert_eq!(leads.len(), 1);
+    assert_eq!(outcome.lead_id(), leads[0]["id"].as_str());
+    assert_eq!(items(&app).await, [("update:870001001".to_owned(), "processed".to_owned(), None)]);
+    let again = leadrouter::replay::replay(&app.intake, &id).await.expect_err("not failed any more");
+    assert!(again.to_string().contains("not failed"), "{again}");
+}
+both!(a_failed_update_is_replayed_through_the_channel);

@@ -18,6 +18,12 @@ struct Inner {
     next_update_id: i64,
     next_message_id: i64,
     calls: Vec<(String, Value)>,
+    /// When each call arrived, in the order of `calls`.
+    times: Vec<std::time::Instant>,
+    /// Chats whose user blocked the bot: sending there is 403.
+    blocked: Vec<i64>,
+    /// The next this many calls (other than `getUpdates`) get 429 with `retry_after` 1.
+    flood: usize,
     /// `getUpdates` calls in flight, and the most there ever were at once.
     polling: usize,
     max_polling: usize,
@@ -63,19 +69,55 @@ async fn method(
         return get_updates(&bot, params).await;
     }
     let mut inner = bot.inner.lock().expect("lock");
+    let chat_id =
+        params["chat_id"].as_i64().or_else(|| params["chat_id"].as_str().and_then(|s| s.parse().ok())).unwrap_or(0);
+    if name != "getme" && inner.flood > 0 {
+        inner.flood -= 1;
+        inner.calls.push((format!("{name}:429"), params.clone()));
+        inner.times.push(std::time::Instant::now());
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            axum::Json(json!({"ok": false, "error_code": 429, "description": "Too Many Requests: retry after 1",
+                              "parameters": {"retry_after": 1}})),
+        );
+    }
     inner.calls.push((name.clone(), params.clone()));
+    inner.times.push(std::time::Instant::now());
+    let sends = matches!(name.as_str(), "sendmessage" | "copymessage");
+    if sends && inner.blocked.contains(&chat_id) {
+        return (
+            StatusCode::FORBIDDEN,
+            axum::Json(
+                json!({"ok": false, "error_code": 403, "description": "Forbidden: bot was blocked by the user"}),
+            ),
+        );
+    }
     match name.as_str() {
         "getme" => ok(json!({"id": 777, "is_bot": true, "first_name": "Kestrel", "username": "kestrel_bot"})),
-        "sendmessage" | "editmessagetext" => {
-            inner.next_message_id += 1;
-            let chat_id = params["chat_id"]
-                .as_i64()
-                .or_else(|| params["chat_id"].as_str().and_then(|s| s.parse().ok()))
-                .unwrap_or(0);
-            ok(json!({"message_id": 1000 + inner.next_message_id, "date": 1_764_000_000,
-                      "chat": {"id": chat_id, "type": "private", "first_name": "X"},
+        "sendmessage" | "editmessagetext" | "editmessagereplymarkup" => {
+            let message_id = match params["message_id"].as_i64() {
+                Some(id) => id,
+                None => {
+                    inner.next_message_id += 1;
+                    1000 + inner.next_message_id
+                }
+            };
+            if let Some((_, p)) = inner.calls.last_mut() {
+                p["_message_id"] = json!(message_id);
+            }
+            let kind = if chat_id < 0 { "supergroup" } else { "private" };
+            ok(json!({"message_id": message_id, "date": 1_764_000_000,
+                      "chat": {"id": chat_id, "type": kind, "first_name": "X", "title": "Sales"},
                       "from": {"id": 777, "is_bot": true, "first_name": "Kestrel", "username": "kestrel_bot"},
                       "text": params["text"]}))
+        }
+        "copymessage" => {
+            inner.next_message_id += 1;
+            let message_id = 1000 + inner.next_message_id;
+            if let Some((_, p)) = inner.calls.last_mut() {
+                p["_message_id"] = json!(message_id);
+            }
+            ok(json!({"message_id": message_id}))
         }
         _ => ok(json!(true)),
     }
@@ -96,6 +138,7 @@ async fn get_updates(bot: &FakeBot, params: Value) -> Answer {
     {
         let mut inner = bot.inner.lock().expect("lock");
         inner.calls.push(("getupdates".into(), params.clone()));
+        inner.times.push(std::time::Instant::now());
         inner.polling += 1;
         inner.max_polling = inner.max_polling.max(inner.polling);
     }
@@ -160,6 +203,35 @@ impl FakeBot {
             .unwrap_or_default()
     }
 
+    /// Calls of `method` with when they arrived.
+    pub fn timed_calls(&self, method: &str) -> Vec<(std::time::Instant, Value)> {
+        self.inner
+            .lock()
+            .map(|i| {
+                i.calls
+                    .iter()
+                    .zip(&i.times)
+                    .filter(|((m, _), _)| m == method)
+                    .map(|((_, p), t)| (*t, p.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// From now on, the user of private chat `chat` has blocked the bot.
+    pub fn block(&self, chat: i64) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.blocked.push(chat);
+        }
+    }
+
+    /// The next `n` method calls are refused with 429 `retry_after` 1.
+    pub fn flood(&self, n: usize) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.flood = n;
+        }
+    }
+
     /// The `[telegram]` section that points the service here.
     pub fn config(&self, mode: &str) -> String {
         format!(
@@ -174,4 +246,38 @@ pub fn fixture(name: &str) -> Value {
     let text = std::fs::read_to_string(format!("{}/tests/fixtures/telegram/{name}.json", env!("CARGO_MANIFEST_DIR")))
         .expect("fixture");
     serde_json::from_str(&text).expect("fixture json")
+}
+
+static PRESSES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+
+/// Someone pressing a button under message `message_id` in chat `chat`.
+pub fn press(user: (i64, &str), chat: i64, message_id: i64, data: &str) -> Value {
+    let kind = if chat < 0 { "supergroup" } else { "private" };
+    json!({"callback_query": {
+        "id": format!("cb-{}", PRESSES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
+        "from": {"id": user.0, "is_bot": false, "first_name": user.1},
+        "chat_instance": "-5",
+        "data": data,
+        "message": {"message_id": message_id, "date": 1_764_000_000, "text": "card",
+                    "chat": {"id": chat, "type": kind, "title": "Sales", "first_name": user.1},
+                    "from": {"id": 777, "is_bot": true, "first_name": "Kestrel", "username": "kestrel_bot"}}
+    }})
+}
+
+/// A text message from `user` in their private chat with the bot, optionally replying to one
+/// of the bot's messages.
+pub fn says(user: (i64, &str), message_id: i64, text: &str, reply_to: Option<i64>) -> Value {
+    let mut message = json!({"message_id": message_id, "date": 1_764_000_000, "text": text,
+        "from": {"id": user.0, "is_bot": false, "first_name": user.1, "language_code": "en"},
+        "chat": {"id": user.0, "type": "private", "first_name": user.1}});
+    if text.starts_with('/') {
+        let end = text.find(' ').unwrap_or(text.len());
+        message["entities"] = json!([{"type": "bot_command", "offset": 0, "length": end}]);
+    }
+    if let Some(replied) = reply_to {
+        message["reply_to_message"] = json!({"message_id": replied, "date": 1_764_000_000, "text": "card",
+            "from": {"id": 777, "is_bot": true, "first_name": "Kestrel", "username": "kestrel_bot"},
+            "chat": {"id": user.0, "type": "private", "first_name": user.1}});
+    }
+    json!({"message": message})
 }

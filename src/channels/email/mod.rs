@@ -16,7 +16,7 @@ use self::parse::{MailboxContext, Verdict};
 use super::status::{ChannelStatus, State};
 use crate::intake::{Intake, IntakeError, RawItem};
 use crate::settings::{ImapSettings, Settings};
-use crate::store::{Cursor, InboundMeta, SkippedItem, cursor_write, mark_undeliverable, ms};
+use crate::store::{Cursor, InboundMeta, InboundRecord, cursor_write, mark_undeliverable, ms};
 
 /// Messages fetched per round trip.
 const FETCH_BATCH: usize = 500;
@@ -231,7 +231,7 @@ impl MailboxReader {
         metrics::counter!("leadrouter_inquiries_total", "channel" => "email", "outcome" => "skipped").increment(1);
         tracing::info!(reason = %reason, "mail skipped");
         let skipped =
-            SkippedItem { channel: "email", external_id: &message_id, meta: &meta, payload: &m.raw, reason: &reason };
+            InboundRecord { channel: "email", external_id: &message_id, meta: &meta, payload: &m.raw, reason: &reason };
         let mut also = cursor_write(&s.id, cursor, now);
         for address in &undeliverable {
             also.append(mark_undeliverable("email", address, now));

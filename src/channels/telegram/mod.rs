@@ -4,7 +4,10 @@
 //! after the batch is stored, the webhook answers 200 only after commit. teloxide's own
 //! listeners confirm first and handle later, which loses updates on a crash.
 
+pub mod outgoing;
 pub mod parse;
+pub mod render;
+mod reps;
 
 use std::time::Duration;
 
@@ -19,7 +22,9 @@ use super::status::{ChannelStatus, State};
 use crate::domain::identity::TelegramUserId;
 use crate::domain::{Attachment, Channel, EmailAddress, Identity, Inquiry, Message, PhoneE164, Source};
 use crate::intake::{Intake, IntakeError, RawItem};
-use crate::store::{Batch, InboundMeta, SkippedItem, StoreError, mark_undeliverable, ms, outbox_row};
+use crate::store::{
+    Batch, InboundMeta, InboundRecord, StoreError, mark_deliverable, mark_undeliverable, ms, outbox_row,
+};
 
 const WORKER: &str = "telegram";
 const ALLOWED_UPDATES: [&str; 4] = ["message", "edited_message", "callback_query", "my_chat_member"];
@@ -83,6 +88,27 @@ impl TelegramChannel {
         let username = me["username"].as_str().unwrap_or_default().to_owned();
         let _ = self.bot_username.set(username.clone());
         Ok(username)
+    }
+
+    /// A one-time deep link that makes whoever opens it rep `rep_id` in Telegram, and when it
+    /// expires. Only the code's hash is stored.
+    pub async fn rep_link(&self, rep_id: &str) -> Result<(String, i64), TelegramError> {
+        let username = match self.bot_username.get() {
+            Some(name) => name.clone(),
+            None => self.check_token().await?,
+        };
+        let code =
+            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, rand::random::<[u8; 18]>());
+        let now = ms(jiff::Timestamp::now());
+        let ttl = i64::try_from(self.intake.settings.telegram.link_ttl.0.as_millis()).unwrap_or(i64::MAX);
+        let expires_at = now.saturating_add(ttl);
+        let hash = hex::encode(Sha256::digest(code.as_bytes()));
+        self.intake
+            .store
+            .create_rep_link(rep_id, &hash, expires_at, now)
+            .await
+            .map_err(|e| TelegramError::Storage(e.to_string()))?;
+        Ok((format!("https://t.me/{username}?start=link-{code}"), expires_at))
     }
 
     /// Webhook mode: tells Telegram where to deliver (never deleted on shutdown: with several
@@ -187,27 +213,37 @@ impl TelegramChannel {
             }
         };
         let (key_ref, meta_ref) = (&key, &meta);
+        let record = move |reason: &'static str| InboundRecord {
+            channel: "telegram",
+            external_id: key_ref,
+            meta: meta_ref,
+            payload: bytes,
+            reason,
+        };
         let skip = |reason: &'static str, also: Batch| async move {
             metrics::counter!("leadrouter_inquiries_total", "channel" => "telegram", "outcome" => "skipped")
                 .increment(1);
-            let item =
-                SkippedItem { channel: "telegram", external_id: key_ref, meta: meta_ref, payload: bytes, reason };
-            self.intake.store.record_skipped(&item, also, now).await.map_err(storage)
+            self.intake.store.record_skipped(&record(reason), also, now).await.map_err(storage)
         };
         match event {
             TelegramEvent::Message(m) => {
-                if self.intake.store.rep_by_telegram(m.from.id).await.map_err(storage)?.is_some() {
-                    // Reps talking to the bot (commands, replies) are handled with the rep side.
-                    return skip("rep", Batch::new()).await;
+                if let Some(code) = m.start_payload.as_deref().and_then(|p| p.strip_prefix("link-")) {
+                    return self.link_rep(&record("link"), m.chat_id, code).instrument(span).await;
+                }
+                if let Some(rep) = self.intake.store.linked_rep(m.from.id).await.map_err(storage)? {
+                    return self.rep_message(&record("rep"), &rep, &m).instrument(span).await;
                 }
                 let inquiry = self.inquiry(&key, &m);
-                let mut also = Batch::new();
+                // Writing to us again means they unblocked the bot.
+                let mut also = mark_deliverable("telegram", &m.from.id.to_string());
                 if m.start_payload.is_some() {
                     also.append(outbox_row(
                         "telegram",
                         &format!("welcome:{}", m.chat_id),
                         &key,
                         "telegram.welcome",
+                        None,
+                        &json!({}),
                         now,
                     ));
                 }
@@ -240,7 +276,9 @@ impl TelegramChannel {
                 tracing::info!(parent: &span, "the user blocked the bot: marked unreachable");
                 skip("blocked", mark_undeliverable("telegram", &user_id.to_string(), now)).await
             }
-            TelegramEvent::Callback { .. } => skip("callback", Batch::new()).await,
+            TelegramEvent::Callback { id, from, chat_id, message_id, data } => {
+                self.button(&record("button"), &id, &from, chat_id.zip(message_id), &data).instrument(span).await
+            }
             TelegramEvent::Ignored { reason } => skip(reason, Batch::new()).await,
         }
     }

@@ -1,0 +1,469 @@
+//! The rep side of the bot: linking a rep's chat, the buttons on lead cards, commands, and
+//! replies relayed to the prospect. Each update is one transaction together with its inbound
+//! record and the bot's answers (outbox rows), so a redelivered update changes nothing and is
+//! answered once. A refused action (someone else's lead, a stale button) rolls back and only
+//! its answer is recorded.
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::outgoing::{self, Outgoing};
+use super::parse::{ProspectMessage, TgUser};
+use super::render::{self, Action, View};
+use super::{TelegramChannel, TelegramError, message_key};
+use crate::domain::lead::Status;
+use crate::domain::routing::Strategy;
+use crate::events::{self, LEAD_ASSIGNED, LEAD_MESSAGE};
+use crate::pipeline::{Actor, LeadUpdate, PipelineError};
+use crate::store::{InboundRecord, LeadFilter, LeadRow, RepRecord, StoreError, Tx, ms};
+
+/// What an accepted action leaves behind besides its own writes.
+#[derive(Default)]
+struct Done {
+    lead_id: Option<String>,
+    out: Vec<Outgoing>,
+    freed_capacity: bool,
+}
+
+/// Why an action did not happen.
+enum Refusal {
+    /// Rolled back; the bot says why.
+    Said(Vec<Outgoing>),
+    Store(StoreError),
+}
+
+impl From<StoreError> for Refusal {
+    fn from(e: StoreError) -> Self {
+        Refusal::Store(e)
+    }
+}
+
+const ATTEMPTS: usize = 8;
+
+/// One rep-side request, run inside the update's transaction.
+enum Work<'a> {
+    /// Only answers (help, lists, a card).
+    Reply {
+        lead_id: Option<String>,
+        out: Vec<Outgoing>,
+    },
+    /// Refused before touching anything.
+    Refuse(Vec<Outgoing>),
+    Link {
+        code_hash: String,
+        chat: i64,
+    },
+    Press {
+        rep: &'a RepRecord,
+        action: Action,
+        callback: &'a str,
+        at: Option<(i64, i32)>,
+    },
+    Status {
+        rep: &'a RepRecord,
+        lead_id: String,
+        status: Status,
+        reason: Option<String>,
+        chat: i64,
+    },
+    Relay {
+        rep: &'a RepRecord,
+        message: &'a ProspectMessage,
+        lead_id: Option<String>,
+    },
+}
+
+impl TelegramChannel {
+    /// Runs `work` in one transaction with the update's inbound record (again when it loses a
+    /// race on PostgreSQL). `Err` only when storage is unavailable.
+    async fn in_tx(&self, rec: &InboundRecord<'_>, work: Work<'_>) -> Result<(), TelegramError> {
+        let storage = |e: StoreError| TelegramError::Storage(e.to_string());
+        let store = &self.intake.store;
+        for attempt in 0..ATTEMPTS {
+            let now = ms(jiff::Timestamp::now());
+            let mut tx = store.begin().await.map_err(storage)?;
+            if !tx.record_inbound(rec, None, now).await.map_err(storage)? {
+                return Ok(()); // seen before: its effects are already committed
+            }
+            match self.run(&mut tx, &work, now).await {
+                Ok(done) => {
+                    let mut b = outgoing::rows(rec.external_id, &done.out, now);
+                    if let Some(lead) = &done.lead_id {
+                        b.exec(
+                            "UPDATE inbound_items SET lead_id = $1 WHERE channel = $2 AND external_id = $3",
+                            vec![lead.into(), rec.channel.into(), rec.external_id.into()],
+                        );
+                    }
+                    let committed = match tx.run(b).await {
+                        Ok(_) => tx.commit().await,
+                        Err(e) => Err(e),
+                    };
+                    match committed {
+                        Err(StoreError::Retry) => {}
+                        other => {
+                            other.map_err(storage)?;
+                            self.intake.outbox_wakeup.notify_one();
+                            if done.freed_capacity
+                                && let Err(e) = self.intake.assign_waiting().await
+                            {
+                                tracing::warn!(error = %e, "assigning waiting leads failed");
+                            }
+                            return Ok(());
+                        }
+                    }
+                }
+                Err(Refusal::Said(out)) => {
+                    drop(tx);
+                    let refused = InboundRecord { reason: "refused", ..*rec };
+                    let also = outgoing::rows(rec.external_id, &out, now);
+                    store.record_skipped(&refused, also, now).await.map_err(storage)?;
+                    self.intake.outbox_wakeup.notify_one();
+                    return Ok(());
+                }
+                Err(Refusal::Store(StoreError::Retry)) => {}
+                Err(Refusal::Store(e @ (StoreError::Database(_) | StoreError::Migrate(_)))) => return Err(storage(e)),
+                // Not a storage outage: keep the update as a failed item (`replay` retries it)
+                // and move on, rather than asking Telegram for it forever.
+                Err(Refusal::Store(e)) => {
+                    drop(tx);
+                    tracing::warn!(error = %e, "rep update recorded as failed");
+                    store
+                        .record_failed_inbound(rec.channel, rec.external_id, rec.meta, rec.payload, &e.to_string(), now)
+                        .await
+                        .map_err(storage)?;
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(crate::store::retry_pause(attempt)).await;
+        }
+        Err(TelegramError::Storage("gave up after repeated write conflicts".into()))
+    }
+
+    async fn run(&self, tx: &mut Tx, work: &Work<'_>, now: i64) -> Result<Done, Refusal> {
+        match work {
+            Work::Reply { lead_id, out } => {
+                Ok(Done { lead_id: lead_id.clone(), out: out.clone(), freed_capacity: false })
+            }
+            Work::Refuse(out) => Err(Refusal::Said(out.clone())),
+            Work::Link { code_hash, chat } => match tx.use_rep_link(code_hash, *chat, now).await? {
+                Some((_, name)) => {
+                    Ok(Done { out: vec![Outgoing::Text { chat: *chat, text: render::help(&name) }], ..Done::default() })
+                }
+                None => Err(Refusal::Said(vec![Outgoing::Text {
+                    chat: *chat,
+                    text: "This link is unknown, used or expired. Ask an admin for a new one.".into(),
+                }])),
+            },
+            Work::Press { rep, action, callback, at } => self.press(tx, rep, action, callback, *at, now).await,
+            Work::Status { rep, lead_id, status, reason, chat } => {
+                let refuse = |text: String| Refusal::Said(vec![Outgoing::Text { chat: *chat, text }]);
+                let lead = tx.lead_for_update(lead_id).await?;
+                let update = LeadUpdate { status: Some(*status), lost_reason: reason.clone(), ..Default::default() };
+                let freed = self.change(tx, rep, &lead, &update, now).await.map_err(refuse)?;
+                let who = lead.contact_name.clone().unwrap_or_else(|| "The lead".into());
+                let text = format!("{who}: {}.", status.as_str().replace('_', " "));
+                Ok(Done {
+                    freed_capacity: freed,
+                    lead_id: Some(lead.id),
+                    out: vec![Outgoing::Text { chat: *chat, text }],
+                })
+            }
+            Work::Relay { rep, message, lead_id } => self.relay(tx, rep, message, lead_id.as_deref(), now).await,
+        }
+    }
+
+    /// `/start link-<code>`: whoever opens a rep's one-time link becomes that rep in Telegram.
+    pub(super) async fn link_rep(&self, rec: &InboundRecord<'_>, chat: i64, code: &str) -> Result<(), TelegramError> {
+        let code_hash = hex::encode(Sha256::digest(code.as_bytes()));
+        self.in_tx(rec, Work::Link { code_hash, chat }).await
+    }
+
+    /// A button pressed on one of our messages.
+    pub(super) async fn button(
+        &self,
+        rec: &InboundRecord<'_>,
+        callback: &str,
+        from: &TgUser,
+        at: Option<(i64, i32)>,
+        data: &str,
+    ) -> Result<(), TelegramError> {
+        let refuse = |text: &str| {
+            Work::Refuse(vec![Outgoing::Answer { callback: callback.into(), text: text.into(), alert: true }])
+        };
+        let Some(action) = Action::decode(data) else {
+            return self.in_tx(rec, refuse("This button no longer works.")).await;
+        };
+        let rep = self.intake.store.linked_rep(from.id).await.map_err(|e| TelegramError::Storage(e.to_string()))?;
+        let work = match &rep {
+            Some(rep) => Work::Press { rep, action, callback, at },
+            None => refuse("Only linked reps can use these buttons: ask an admin for your link."),
+        };
+        self.in_tx(rec, work).await
+    }
+
+    async fn press(
+        &self,
+        tx: &mut Tx,
+        rep: &RepRecord,
+        action: &Action,
+        callback: &str,
+        at: Option<(i64, i32)>,
+        now: i64,
+    ) -> Result<Done, Refusal> {
+        let answer = |text: &str| Outgoing::Answer { callback: callback.into(), text: text.into(), alert: false };
+        let refuse =
+            |text: String| Refusal::Said(vec![Outgoing::Answer { callback: callback.into(), text, alert: true }]);
+        let lead = match tx.lead_for_update(action.lead_id()).await {
+            Err(StoreError::NotFound(_)) => return Err(refuse("This lead no longer exists.".into())),
+            other => other?,
+        };
+        let mine = lead.owner.as_ref().is_some_and(|o| o.id == rep.id);
+        let in_team = lead.team_id.as_ref().is_some_and(|t| rep.teams.contains(t));
+        let own_chat = rep.telegram_chat_id.filter(|c| at.is_none_or(|(chat, _)| chat == *c));
+        // Re-render the card the button was on, when it is the rep's own (a team post is
+        // edited by its announcement delivery).
+        let edit_card = |view: View| {
+            at.filter(|(chat, _)| Some(*chat) == own_chat).map(|(chat, message)| Outgoing::EditCard {
+                chat,
+                message,
+                lead: lead.id.clone(),
+                view,
+            })
+        };
+        let mut done = Done { lead_id: Some(lead.id.clone()), ..Done::default() };
+        match action {
+            Action::Take(_) => {
+                if lead.closed_at.is_some() {
+                    return Err(refuse(format!("This lead is closed ({}).", lead.status.replace('_', " "))));
+                }
+                match &lead.owner {
+                    Some(_) if mine => {
+                        let text =
+                            if tx.accept_lead(&lead.id, now).await? { "It's yours." } else { "It's already yours." };
+                        done.out.push(answer(text));
+                    }
+                    Some(other) => return Err(refuse(format!("{} has this lead now.", other.name))),
+                    None => {
+                        self.take_unowned(tx, rep, &lead, in_team, now).await?.map_err(refuse)?;
+                        done.out.push(answer("It's yours."));
+                    }
+                }
+                done.out.extend(edit_card(View::Rep));
+            }
+            Action::Open(_) => {
+                if !(mine || lead.owner.is_none() && in_team) {
+                    return Err(refuse(self.not_yours(&lead)));
+                }
+                let chat = rep.telegram_chat_id.or(at.map(|(c, _)| c)).unwrap_or_default();
+                done.out.push(Outgoing::Card { chat, lead: lead.id.clone(), view: View::Detail });
+                let text = if own_chat.is_some() { "" } else { "Sent to our private chat." };
+                done.out.push(answer(text));
+            }
+            Action::Lost(_) | Action::Back(_) if !mine || lead.closed_at.is_some() => {
+                return Err(refuse(self.not_yours(&lead)));
+            }
+            Action::Lost(_) => {
+                let reasons = &self.intake.settings.telegram.lost_reasons;
+                if let Some((chat, message)) = at {
+                    let buttons = render::lost_reasons(&lead.id, reasons);
+                    done.out.push(Outgoing::EditButtons { chat, message, buttons });
+                }
+                done.out.push(answer("Why was it lost?"));
+            }
+            Action::Back(_) => {
+                done.out.extend(edit_card(View::Rep));
+                done.out.push(answer(""));
+            }
+            Action::LostReason(_, n) => {
+                let Some(reason) = self.intake.settings.telegram.lost_reasons.get(*n) else {
+                    return Err(refuse("This button is out of date.".into()));
+                };
+                let update =
+                    LeadUpdate { status: Some(Status::Lost), lost_reason: Some(reason.clone()), ..Default::default() };
+                done.freed_capacity = self.change(tx, rep, &lead, &update, now).await.map_err(refuse)?;
+                done.out.push(answer(&format!("Marked lost: {reason}.")));
+                done.out.extend(edit_card(View::Rep));
+            }
+        }
+        Ok(done)
+    }
+
+    /// Takes on a lead nobody owns (a claim in the team chat, or one waiting for room).
+    /// `Ok(Err(why))` when the rep may not.
+    async fn take_unowned(
+        &self,
+        tx: &mut Tx,
+        rep: &RepRecord,
+        lead: &LeadRow,
+        in_team: bool,
+        now: i64,
+    ) -> Result<Result<(), String>, StoreError> {
+        let settings = &self.intake.settings;
+        if !in_team {
+            let team = lead.team_id.as_deref().unwrap_or("another team");
+            return Ok(Err(format!("Only members of team {team} can take this lead.")));
+        }
+        let Some(me) = tx.rep_candidate(&rep.id).await? else { return Ok(Err("You are not a rep any more.".into())) };
+        if !me.active {
+            return Ok(Err("You are marked inactive: ask an admin to reactivate you.".into()));
+        }
+        if !me.has_capacity() {
+            return Ok(Err(format!("You already have {} open leads, your capacity. Close one first.", me.open_leads)));
+        }
+        let team = lead.team_id.as_deref().and_then(|t| settings.team(t));
+        let reason = if team.is_some_and(|t| t.strategy == Strategy::Claim) { "claim" } else { "taken" };
+        let data = json!({"lead": {"id": lead.id, "owner": {"id": rep.id, "name": rep.name}}, "reason": reason});
+        let actor = format!("rep:{}", rep.id);
+        let mut event = events::lead_event(settings, LEAD_ASSIGNED, &lead.id, Some(&actor), data, now);
+        events::notify_rep(&mut event, settings, &rep.id);
+        events::announce(&mut event, settings, lead.team_id.as_deref());
+        tx.assign(&lead.id, None, &rep.id, None, reason, &[], true, &[event], now).await?;
+        tx.accept_lead(&lead.id, now).await?;
+        Ok(Ok(()))
+    }
+
+    fn not_yours(&self, lead: &LeadRow) -> String {
+        match (&lead.owner, lead.closed_at) {
+            (_, Some(_)) => format!("This lead is closed ({}).", lead.status.replace('_', " ")),
+            (Some(o), _) => format!("This lead is {}'s.", o.name),
+            (None, _) => "This lead is not yours.".into(),
+        }
+    }
+
+    /// A status change by the rep, through the same rules as the API.
+    async fn change(
+        &self,
+        tx: &mut Tx,
+        rep: &RepRecord,
+        lead: &LeadRow,
+        update: &LeadUpdate,
+        now: i64,
+    ) -> Result<bool, String> {
+        match self.intake.change_lead(tx, &Actor::Rep(rep.id.clone()), lead, update, now).await {
+            Ok(freed) => Ok(freed),
+            Err(PipelineError::NotFound(_)) => Err(self.not_yours(lead)),
+            Err(PipelineError::Store(e)) => Err(format!("storage: {e}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// A linked rep wrote to the bot: a command, or a reply to one of our lead messages.
+    pub(super) async fn rep_message(
+        &self,
+        rec: &InboundRecord<'_>,
+        rep: &RepRecord,
+        m: &ProspectMessage,
+    ) -> Result<(), TelegramError> {
+        let chat = m.chat_id;
+        let text = |text: String| vec![Outgoing::Text { chat, text }];
+        let reply = |out: Vec<Outgoing>| Work::Reply { lead_id: None, out };
+        let storage = |e: StoreError| TelegramError::Storage(e.to_string());
+        let command = m.command.clone().map(|(name, rest)| match name.strip_prefix("lead_") {
+            Some(id) => ("lead".to_owned(), id.to_owned()),
+            None => (name, rest),
+        });
+        let work = match command.as_ref().map(|(n, r)| (n.as_str(), r.as_str())) {
+            _ if m.start_payload.is_some() => reply(text(render::help(&rep.name))),
+            Some(("help", _)) => reply(text(render::help(&rep.name))),
+            Some(("leads", _)) => {
+                let filter =
+                    LeadFilter { owner: Some(rep.id.clone()), open: Some(true), limit: 30, ..Default::default() };
+                let leads = self.intake.store.leads(&filter, ms(jiff::Timestamp::now())).await.map_err(storage)?;
+                reply(text(render::lead_list(&leads)))
+            }
+            Some(("lead", typed)) => match self.find_lead(rep, typed).await? {
+                Ok(id) => Work::Reply {
+                    out: vec![Outgoing::Card { chat, lead: id.clone(), view: View::Detail }],
+                    lead_id: Some(id),
+                },
+                Err(why) => Work::Refuse(text(why)),
+            },
+            Some(("status", args)) => {
+                let mut words = args.split_whitespace();
+                let (typed, status) = (words.next().unwrap_or_default(), words.next().unwrap_or_default());
+                let reason = Some(words.collect::<Vec<_>>().join(" ")).filter(|r| !r.is_empty());
+                match (self.find_lead(rep, typed).await?, status.parse::<Status>()) {
+                    (Ok(lead_id), Ok(status)) => Work::Status { rep, lead_id, status, reason, chat },
+                    (Err(why), _) => Work::Refuse(text(why)),
+                    (_, Err(e)) => Work::Refuse(text(format!("{e}. Usage: /status <id> <status> [reason]"))),
+                }
+            }
+            Some((other, _)) => Work::Refuse(text(format!("Unknown command /{other}.\n\n{}", render::help(&rep.name)))),
+            None => match m.reply_to_message_id {
+                Some(replied) => {
+                    let key = crate::store::message_ref(chat, i64::from(replied));
+                    let lead_id = self.intake.store.lead_of_message(&key).await.map_err(storage)?;
+                    Work::Relay { rep, message: m, lead_id }
+                }
+                None => {
+                    reply(text("To answer a prospect, reply to their lead's message. /help shows the commands.".into()))
+                }
+            },
+        };
+        self.in_tx(rec, work).await
+    }
+
+    /// A rep's lead by the id (or its end) they typed.
+    async fn find_lead(&self, rep: &RepRecord, typed: &str) -> Result<Result<String, String>, TelegramError> {
+        let Some(id) = render::typed_lead_id(typed) else {
+            return Ok(Err("Which lead? Give its id as /leads shows it, e.g. /lead 1a2b3c4d.".into()));
+        };
+        let ids = self
+            .intake
+            .store
+            .owned_leads_ending_with(&rep.id, id)
+            .await
+            .map_err(|e| TelegramError::Storage(e.to_string()))?;
+        Ok(match ids.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(format!("You have no lead {id}. /leads lists yours.")),
+            _ => Err(format!("Several of your leads end with {id}: type more of the id.")),
+        })
+    }
+
+    /// A rep's reply to a lead card or a relayed message: copied to the prospect, kept on the
+    /// timeline as an outbound message, and the lead counts as answered.
+    async fn relay(
+        &self,
+        tx: &mut Tx,
+        rep: &RepRecord,
+        m: &ProspectMessage,
+        lead_id: Option<&str>,
+        now: i64,
+    ) -> Result<Done, Refusal> {
+        let chat = m.chat_id;
+        let refuse = |text: String| Refusal::Said(vec![Outgoing::Text { chat, text }]);
+        let Some(lead_id) = lead_id else {
+            return Err(refuse(
+                "That message is not about a lead. Reply to a lead's message to answer the prospect.".into(),
+            ));
+        };
+        let lead = tx.lead_for_update(lead_id).await?;
+        if lead.owner.as_ref().is_none_or(|o| o.id != rep.id) {
+            return Err(refuse(format!("{} Your message was not sent.", self.not_yours(&lead))));
+        }
+        let who = lead.contact_name.clone().unwrap_or_else(|| "The prospect".into());
+        let Some(contact) = tx.telegram_contact(&lead.contact_id).await? else {
+            let short = render::short_id(&lead.id);
+            return Err(refuse(format!("{who} has no Telegram; answer them by email or phone (/lead_{short}).")));
+        };
+        if contact.blocked {
+            return Err(refuse(format!("{who} blocked the bot: your message cannot reach them.")));
+        }
+        let settings = &self.intake.settings;
+        let actor = format!("rep:{}", rep.id);
+        let data = json!({"lead": {"id": lead.id}, "message": {"channel": "telegram", "direction": "outbound", "text": m.text}});
+        let event = events::lead_event(settings, LEAD_MESSAGE, &lead.id, Some(&actor), data, now);
+        let attachments = serde_json::to_string(&m.attachments).unwrap_or_else(|_| "[]".into());
+        let external = message_key(chat, m.message_id);
+        tx.add_telegram_message(&lead.id, "outbound", Some(&rep.id), &external, &m.text, &attachments, &[event], now)
+            .await?;
+        tx.mark_first_response(&lead.id, now).await?;
+        tx.accept_lead(&lead.id, now).await?;
+        Ok(Done {
+            lead_id: Some(lead.id.clone()),
+            out: vec![Outgoing::Relay { to: contact.user_id, from_chat: chat, message: m.message_id, lead: lead.id }],
+            freed_capacity: false,
+        })
+    }
+}
