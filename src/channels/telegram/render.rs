@@ -65,7 +65,9 @@ impl Action {
             "back" => Action::Back(id(rest)?),
             "lr" => {
                 let (lead, n) = rest.split_once(':')?;
-                Action::LostReason(id(lead)?, n.parse().ok()?)
+                // Only the form `encode` writes: digits, no leading zero.
+                let canonical = n.bytes().all(|b| b.is_ascii_digit()) && (n == "0" || !n.starts_with('0'));
+                Action::LostReason(id(lead)?, n.parse().ok().filter(|_| canonical)?)
             }
             _ => return None,
         })
@@ -407,6 +409,20 @@ mod tests {
         let (text, _) = card(&LeadFacts { lead: &lead(), identities: &[], interactions: &talk }, View::Rep, "x", None);
         assert!(text.chars().count() < 1200, "{}", text.chars().count());
         assert!(lead_list(&vec![lead(); 500]).chars().count() <= MAX_TEXT + 1);
+    }
+
+    proptest::proptest! {
+        /// Callback data comes from Telegram clients: anything decodes or is refused, and what
+        /// decodes encodes back to the same data.
+        #[test]
+        fn any_callback_data_is_decoded_or_refused(
+            data in "\\PC{0,70}|(take|open|lost|back|lr):[a-z0-9]{0,34}(:[+0-9]{0,3})?"
+        ) {
+            if let Some(action) = Action::decode(&data) {
+                proptest::prop_assert_eq!(action.encode(), data.clone());
+            }
+            let _ = typed_lead_id(&data);
+        }
     }
 
     #[test]
