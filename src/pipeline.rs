@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::domain::lead::{self, LeadRuleError, Status};
 use crate::events::{self, LEAD_ASSIGNED, LEAD_MESSAGE, LEAD_STATUS_CHANGED};
 use crate::intake::Intake;
-use crate::store::{LeadRow, StoreError, Tx, ms};
+use crate::store::{LeadRow, NewInteraction, StoreError, Tx, ms};
 
 /// Who is acting: admins may do anything, a rep only on their own leads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,7 +207,18 @@ impl Intake {
             let data = json!({"lead": {"id": lead.id}, "message": {"channel": "api", "direction": direction, "kind": kind_name, "text": text}});
             events.push(events::lead_event(&self.settings, LEAD_MESSAGE, &lead.id, Some(&actor.label()), data, now));
         }
-        let id = tx.add_interaction(&lead.id, "api", direction, kind_name, author, text, &events, now).await?;
+        let note = NewInteraction {
+            lead_id: &lead.id,
+            channel: "api",
+            direction,
+            kind: kind_name,
+            author_id: author,
+            external_id: None,
+            text,
+            attachments_json: "[]",
+            at: now,
+        };
+        let id = tx.add_interaction(&note, &events).await?;
         tx.commit().await?;
         self.outbox_wakeup.notify_one();
         Ok(id)

@@ -2,6 +2,7 @@
 //! it only after intake committed.
 
 pub mod email;
+pub mod retry;
 pub mod status;
 pub mod telegram;
 pub mod webform;

@@ -284,6 +284,21 @@ pub(super) fn push_assignment(
     );
 }
 
+/// A message or note added to a lead after intake (by a rep, through the API or Telegram).
+pub struct NewInteraction<'a> {
+    pub lead_id: &'a str,
+    pub channel: &'a str,
+    /// `inbound`, `outbound` or `internal` (a note).
+    pub direction: &'a str,
+    pub kind: &'a str,
+    pub author_id: Option<&'a str>,
+    /// The channel's id of the message (a Telegram message), if it has one.
+    pub external_id: Option<&'a str>,
+    pub text: &'a str,
+    pub attachments_json: &'a str,
+    pub at: i64,
+}
+
 /// Statement: one open lead fewer for `rep_id`.
 pub(super) fn push_release(b: &mut Batch, rep_id: &str) {
     b.exec("UPDATE reps SET open_leads = open_leads - 1 WHERE id = $1 AND open_leads > 0", vec![rep_id.into()]);
@@ -648,21 +663,24 @@ impl Tx {
     }
 
     /// Adds one message or note to a lead's timeline, with its events.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn add_interaction(
-        &mut self,
-        lead_id: &str,
-        channel: &str,
-        direction: &str,
-        kind: &str,
-        author_id: Option<&str>,
-        text: &str,
-        events: &[NewEvent],
-        at: i64,
-    ) -> Result<String> {
+    pub async fn add_interaction(&mut self, i: &NewInteraction<'_>, events: &[NewEvent]) -> Result<String> {
         let id = new_id();
         let mut b = Batch::new();
-        push_interaction(&mut b, &id, lead_id, channel, direction, kind, author_id, None, None, text, "[]", at, true);
+        push_interaction(
+            &mut b,
+            &id,
+            i.lead_id,
+            i.channel,
+            i.direction,
+            i.kind,
+            i.author_id,
+            i.external_id,
+            None,
+            i.text,
+            i.attachments_json,
+            i.at,
+            true,
+        );
         push_events(&mut b, events);
         self.run(b).await?;
         Ok(id)

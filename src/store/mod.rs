@@ -29,7 +29,7 @@ pub(crate) use batch::{Batch, BatchRows};
 pub use contacts::{ContactDetail, ContactSummary, MergeOutcome};
 pub use inbound::{InboundItem, InboundMeta, InboundRecord};
 pub(crate) use inbound::{mark_deliverable, mark_undeliverable, outbox_row};
-pub use intake::{ContextQueries, IntakeWrite, NewEvent, SeenItem, TeamRef};
+pub use intake::{ContextQueries, IntakeWrite, NewEvent, NewInteraction, SeenItem, TeamRef};
 pub(crate) use intake::{assignment_writes, context_reads, intake_writes, parse_context, parse_team, team_reads};
 pub use leads::LeadFilter;
 pub use mailboxes::Cursor;

@@ -3,9 +3,8 @@
 //! that lead's prospect and a team announcement can be edited later.
 
 use super::inbound::InboundRecord;
-use super::intake::{push_events, push_interaction};
 use super::rows::Col;
-use super::{Batch, NewEvent, RepRecord, Result, Store, Tx, new_id};
+use super::{RepRecord, Result, Store, Tx, new_id};
 
 /// The prospect's Telegram account on a lead's contact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,41 +176,5 @@ impl Tx {
             .fetch_one(&mut *self.tx)
             .await?;
         Ok(Some((rep, name)))
-    }
-
-    /// A message on a lead's timeline with its own external id (a rep's Telegram reply), with
-    /// its events.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn add_telegram_message(
-        &mut self,
-        lead_id: &str,
-        direction: &str,
-        author_id: Option<&str>,
-        external_id: &str,
-        text: &str,
-        attachments_json: &str,
-        events: &[NewEvent],
-        at: i64,
-    ) -> Result<String> {
-        let id = new_id();
-        let mut b = Batch::new();
-        push_interaction(
-            &mut b,
-            &id,
-            lead_id,
-            "telegram",
-            direction,
-            "message",
-            author_id,
-            Some(external_id),
-            None,
-            text,
-            attachments_json,
-            at,
-            true,
-        );
-        push_events(&mut b, events);
-        self.run(b).await?;
-        Ok(id)
     }
 }

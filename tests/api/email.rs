@@ -9,7 +9,7 @@ use leadrouter::settings::{Duration as D, ImapSettings, ImapTls};
 use serde_json::Value;
 
 use crate::both;
-use crate::support::{Db, TestApp, eventually};
+use crate::support::{Db, TestApp, eventually, identity_values};
 
 pub struct Dovecot {
     pub port: u16,
@@ -84,24 +84,6 @@ async fn append(session: &mut ImapSession, folder: &str, names: &[&str]) {
     }
 }
 
-async fn items(app: &TestApp) -> Vec<(String, String, Option<String>)> {
-    sqlx::query_as::<_, (String, String, Option<String>)>(
-        "SELECT external_id, status, reason FROM inbound_items WHERE channel = 'email' ORDER BY received_at, external_id",
-    )
-    .fetch_all(&app.store().reader_pool())
-    .await
-    .expect("items")
-}
-
-fn identity_values(lead: &Value) -> Vec<String> {
-    lead["contact"]["identities"]
-        .as_array()
-        .expect("identities")
-        .iter()
-        .filter_map(|i| i["value"].as_str().map(str::to_owned))
-        .collect()
-}
-
 async fn the_inbox_becomes_leads_and_the_rest_is_recorded_as_skipped(db: Db) {
     let Some(dovecot) = dovecot().await else { return };
     let (folder, mut setup) = dovecot.folder().await;
@@ -113,9 +95,9 @@ async fn the_inbox_becomes_leads_and_the_rest_is_recorded_as_skipped(db: Db) {
     // Someone the bounce below reports as unreachable is already a lead.
     let new_lead = serde_json::json!({"email": "j.doe@example-corp.com"});
     let (_, jdoe) = app.send_as(crate::support::ADMIN, reqwest::Method::POST, "/api/v1/leads", &new_lead).await;
-    eventually(15, || async { items(&app).await.len() == 10 }).await;
+    eventually(15, || async { app.items("email").await.len() == 10 }).await;
 
-    let by_id = items(&app).await;
+    let by_id = app.items("email").await;
     let status_of =
         |needle: &str| by_id.iter().find(|(id, _, _)| id.contains(needle)).map(|(_, s, r)| (s.clone(), r.clone()));
     assert_eq!(status_of("CAF3k9xQ2mPq7RvN0aTz"), Some(("processed".into(), None)));
@@ -167,20 +149,20 @@ async fn restarts_resume_where_they_stopped_and_idle_picks_up_new_mail(db: Db) {
     append(&mut setup, &folder, &["plain", "html_only"]).await;
     let config = mailbox_config(&dovecot.settings("sales", &folder));
     let app = TestApp::spawn(db, &config).await;
-    eventually(15, || async { items(&app).await.len() == 2 }).await;
+    eventually(15, || async { app.items("email").await.len() == 2 }).await;
     let db = app.stop_keep_db().await;
 
     // While the service is down, more mail arrives, and one message is delivered again.
     append(&mut setup, &folder, &["relay", "plain"]).await;
     let app = TestApp::spawn_on(db, &format!("{}\n{config}", crate::support::BASE_CONFIG)).await;
-    eventually(15, || async { items(&app).await.len() == 3 }).await;
+    eventually(15, || async { app.items("email").await.len() == 3 }).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(app.count("SELECT COUNT(*) FROM interactions").await, 3, "nothing imported twice");
 
     // Mail that arrives while the reader waits in IDLE is a lead within seconds.
     let sent = std::time::Instant::now();
     append(&mut setup, &folder, &["bad_date"]).await;
-    eventually(5, || async { items(&app).await.len() == 4 }).await;
+    eventually(5, || async { app.items("email").await.len() == 4 }).await;
     // Dovecot itself reports new mail to IDLE about half a second after it arrives.
     assert!(sent.elapsed() < Duration::from_secs(2), "IDLE took {:?}", sent.elapsed());
     assert_eq!(app.count("SELECT COUNT(*) FROM leads").await, 4);
@@ -217,7 +199,7 @@ async fn replies_join_the_lead_of_the_message_they_answer(db: Db) {
     let (folder, mut setup) = dovecot.folder().await;
     append(&mut setup, &folder, &["plain"]).await;
     let app = TestApp::spawn(db, &mailbox_config(&dovecot.settings("sales", &folder))).await;
-    eventually(15, || async { items(&app).await.len() == 1 }).await;
+    eventually(15, || async { app.items("email").await.len() == 1 }).await;
     let reply = "From: Grace Obi <grace.obi@brightline-logistics.com>\r\n\
                  To: sales@kestrel-systems.com\r\n\
                  Subject: Re: Quote for 40 handheld barcode scanners\r\n\
@@ -227,7 +209,7 @@ async fn replies_join_the_lead_of_the_message_they_answer(db: Db) {
                  Content-Type: text/plain; charset=utf-8\r\n\r\n\
                  I take over from Daniel: we also need 10 chargers.\r\n";
     setup.append(&folder, None, None, reply.as_bytes()).await.expect("append");
-    eventually(10, || async { items(&app).await.len() == 2 }).await;
+    eventually(10, || async { app.items("email").await.len() == 2 }).await;
     let leads = app.leads("").await;
     assert_eq!(leads.len(), 1, "the colleague's reply joins Daniel's lead");
     let lead = app.lead(leads[0]["id"].as_str().expect("id")).await;
@@ -282,12 +264,12 @@ async fn the_reader_reconnects_and_survives_a_uidvalidity_change() {
     let mut settings = dovecot.settings("sales", &folder);
     settings.port = proxy.port;
     let app = TestApp::spawn(Db::Sqlite, &mailbox_config(&settings)).await;
-    eventually(15, || async { items(&app).await.len() == 2 }).await;
+    eventually(15, || async { app.items("email").await.len() == 2 }).await;
 
     // The connection drops (a server restart, a NAT timeout): the reader comes back.
     proxy.cut();
     append(&mut setup, &folder, &["relay"]).await;
-    eventually(20, || async { items(&app).await.len() == 3 }).await;
+    eventually(20, || async { app.items("email").await.len() == 3 }).await;
 
     // The folder is recreated: new UIDVALIDITY, the old messages again plus one new one.
     proxy.cut();
@@ -295,7 +277,7 @@ async fn the_reader_reconnects_and_survives_a_uidvalidity_change() {
     setup.create(&folder).await.expect("create");
     append(&mut setup, &folder, &["plain", "html_only", "relay", "bad_date"]).await;
     proxy.cut();
-    eventually(20, || async { items(&app).await.len() == 4 }).await;
+    eventually(20, || async { app.items("email").await.len() == 4 }).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(app.count("SELECT COUNT(*) FROM interactions").await, 4, "rescanned, nothing imported twice");
     let ready = app.client.get(app.url("/readyz")).send().await.expect("get").json::<Value>().await.expect("json");
@@ -327,7 +309,7 @@ async fn one_instance_reads_a_mailbox_and_another_takes_over() {
 
     first.stop().await;
     append(&mut setup, &folder, &["plain"]).await;
-    eventually(20, || async { items(&second).await.len() == 1 }).await;
+    eventually(20, || async { second.items("email").await.len() == 1 }).await;
     let r = second.client.get(second.url("/readyz")).send().await.expect("get").json::<Value>().await.expect("json");
     assert_eq!(r["channels"]["imap:sales"]["state"], "connected");
 }
@@ -444,10 +426,10 @@ async fn first_start_imports_the_backfill_window_and_moves_handled_mail() {
     settings.backfill_all = false;
     let config = format!("{}backfill = \"7d\"\nprocessed_folder = \"{done}\"\n", mailbox_config(&settings));
     let app = TestApp::spawn(Db::Sqlite, &config).await;
-    eventually(15, || async { items(&app).await.len() == 1 }).await;
+    eventually(15, || async { app.items("email").await.len() == 1 }).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(items(&app).await.len(), 1, "the 2020 message is outside the window");
-    assert!(items(&app).await[0].0.contains("CAF3k9xQ2mPq7RvN0aTz"));
+    assert_eq!(app.items("email").await.len(), 1, "the 2020 message is outside the window");
+    assert!(app.items("email").await[0].0.contains("CAF3k9xQ2mPq7RvN0aTz"));
     let mut moved = 0;
     for _ in 0..50 {
         moved = setup.select(&done).await.map(|m| m.exists).unwrap_or(0);
@@ -476,5 +458,5 @@ async fn mail_after_a_wide_uid_gap_is_found() {
     let _ = setup.expunge().await.expect("expunge").try_collect::<Vec<_>>().await;
     append(&mut setup, &folder, &["plain"]).await;
     let app = TestApp::spawn(Db::Sqlite, &mailbox_config(&dovecot.settings("sales", &folder))).await;
-    eventually(15, || async { items(&app).await.len() == 1 }).await;
+    eventually(15, || async { app.items("email").await.len() == 1 }).await;
 }

@@ -276,6 +276,29 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// A channel's inbound items as `(external_id, status, reason)`, in arrival order.
+    pub async fn items(&self, channel: &str) -> Vec<(String, String, Option<String>)> {
+        sqlx::query_as::<_, (String, String, Option<String>)>(
+            "SELECT external_id, status, reason FROM inbound_items WHERE channel = $1 ORDER BY received_at, external_id",
+        )
+        .bind(channel.to_owned())
+        .fetch_all(&self.store().reader_pool())
+        .await
+        .expect("items")
+    }
+}
+
+/// The values of a lead's contact identities, as the API shows them.
+pub fn identity_values(lead: &Value) -> Vec<String> {
+    lead["contact"]["identities"]
+        .as_array()
+        .expect("identities")
+        .iter()
+        .filter_map(|i| i["value"].as_str().map(str::to_owned))
+        .collect()
+}
+
 /// A plain connection pool on the test's database, for counting rows behind the API's back.
 pub async fn pool(store: &Store) -> sqlx::AnyPool {
     store.reader_pool()

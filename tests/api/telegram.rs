@@ -2,36 +2,18 @@
 //! confirmed before it is committed, and only one instance polls a bot.
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::both;
-use crate::support::{Db, TestApp, eventually};
+use crate::support::{Db, TestApp, eventually, identity_values};
 use crate::telegram_fake::{FakeBot, fixture};
-
-async fn items(app: &TestApp) -> Vec<(String, String, Option<String>)> {
-    sqlx::query_as::<_, (String, String, Option<String>)>(
-        "SELECT external_id, status, reason FROM inbound_items WHERE channel = 'telegram' ORDER BY received_at, external_id",
-    )
-    .fetch_all(&app.store().reader_pool())
-    .await
-    .expect("items")
-}
-
-fn values(lead: &Value) -> Vec<String> {
-    lead["contact"]["identities"]
-        .as_array()
-        .expect("identities")
-        .iter()
-        .filter_map(|i| i["value"].as_str().map(str::to_owned))
-        .collect()
-}
 
 async fn prospects_messages_become_one_lead_with_everything_they_sent(db: Db) {
     let bot = FakeBot::start().await;
     let app = TestApp::spawn(db, &bot.config("polling")).await;
 
     bot.push(fixture("start_deeplink"));
-    eventually(10, || async { items(&app).await.len() == 1 }).await;
+    eventually(10, || async { app.items("telegram").await.len() == 1 }).await;
     let leads = app.leads("&channel=telegram").await;
     assert_eq!(leads.len(), 1);
     let lead = &leads[0];
@@ -40,7 +22,7 @@ async fn prospects_messages_become_one_lead_with_everything_they_sent(db: Db) {
     assert_eq!(lead["source"]["bot"], "kestrel_bot");
     assert_eq!(lead["custom_fields"]["start_payload"], "src-google_spring2026");
     assert_eq!(lead["contact"]["name"], "Иван Петров");
-    assert_eq!(values(lead), ["123456789"]);
+    assert_eq!(identity_values(lead), ["123456789"]);
     // /start is answered with the welcome and a share-my-phone button.
     eventually(5, || async { !bot.calls("sendmessage").is_empty() }).await;
     let welcome = &bot.calls("sendmessage")[0];
@@ -50,17 +32,18 @@ async fn prospects_messages_become_one_lead_with_everything_they_sent(db: Db) {
     for name in ["private_text", "contact_own", "photo_caption"] {
         bot.push(fixture(name));
     }
-    eventually(10, || async { items(&app).await.len() == 4 }).await;
+    eventually(10, || async { app.items("telegram").await.len() == 4 }).await;
     let lead = app.lead(lead["id"].as_str().expect("id")).await;
-    let ids = values(&lead);
+    let ids = identity_values(&lead);
     assert!(ids.contains(&"ivan.petrov@example.com".to_owned()), "the email entity, cut with UTF-16 offsets: {ids:?}");
     assert!(ids.contains(&"+79123456789".to_owned()), "the phone entity and the shared contact: {ids:?}");
     let timeline = lead["interactions"].as_array().expect("timeline");
     assert_eq!(timeline.len(), 3, "follow-ups join the open lead");
     // Someone else's photo with a caption: a lead of its own, the photo kept as an attachment.
     let leads = app.leads("&channel=telegram").await;
-    let photo = leads.iter().find(|l| values(l).contains(&"987654321".to_owned())).expect("the photo sender's lead");
-    let photo_ids = values(photo);
+    let photo =
+        leads.iter().find(|l| identity_values(l).contains(&"987654321".to_owned())).expect("the photo sender's lead");
+    let photo_ids = identity_values(photo);
     assert!(photo_ids.contains(&"maria.k@example.org".to_owned()), "an email after an emoji: {photo_ids:?}");
     let photo = app.lead(photo["id"].as_str().expect("id")).await;
     let files = photo["interactions"][0]["attachments"].as_array().cloned().unwrap_or_default();
@@ -69,7 +52,7 @@ async fn prospects_messages_become_one_lead_with_everything_they_sent(db: Db) {
 
     // An edit changes the message on the timeline instead of adding one.
     bot.push(fixture("edited"));
-    eventually(10, || async { items(&app).await.len() == 5 }).await;
+    eventually(10, || async { app.items("telegram").await.len() == 5 }).await;
     let edited = fixture("edited");
     let new_text = edited["edited_message"]["text"].as_str().expect("text").to_owned();
     let lead = app.lead(lead["id"].as_str().expect("id")).await;
@@ -83,9 +66,9 @@ async fn prospects_messages_become_one_lead_with_everything_they_sent(db: Db) {
     for name in ["group_message", "supergroup_message", "channel_post", "bot_sender", "blocked"] {
         bot.push(fixture(name));
     }
-    eventually(10, || async { items(&app).await.len() == 10 }).await;
+    eventually(10, || async { app.items("telegram").await.len() == 10 }).await;
     let reasons: Vec<Option<String>> =
-        items(&app).await.into_iter().filter(|(_, s, _)| s == "skipped").map(|(_, _, r)| r).collect();
+        app.items("telegram").await.into_iter().filter(|(_, s, _)| s == "skipped").map(|(_, _, r)| r).collect();
     for reason in ["group", "channel", "bot"] {
         assert!(reasons.iter().any(|r| r.as_deref() == Some(reason)), "{reason} missing from {reasons:?}");
     }
@@ -162,13 +145,13 @@ async fn two_instances_never_poll_one_bot_at_once() {
         bot.push(update);
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    eventually(10, || async { items(&second).await.len() == 10 }).await;
+    eventually(10, || async { second.items("telegram").await.len() == 10 }).await;
     assert_eq!(bot.max_concurrent_polls(), 1, "one getUpdates consumer per token");
     first.stop().await;
     let mut update = fixture("private_text");
     update["message"]["message_id"] = json!(300);
     bot.push(update);
-    eventually(20, || async { items(&second).await.len() == 11 }).await;
+    eventually(20, || async { second.items("telegram").await.len() == 11 }).await;
     assert_eq!(bot.max_concurrent_polls(), 1);
 }
 
@@ -187,7 +170,7 @@ async fn a_failed_update_is_replayed_through_the_channel(db: Db) {
     let leads = app.leads("&channel=telegram").await;
     assert_eq!(leads.len(), 1);
     assert_eq!(outcome.lead_id(), leads[0]["id"].as_str());
-    assert_eq!(items(&app).await, [("update:870001001".to_owned(), "processed".to_owned(), None)]);
+    assert_eq!(app.items("telegram").await, [("update:870001001".to_owned(), "processed".to_owned(), None)]);
     let again = leadrouter::replay::replay(&app.intake, &id).await.expect_err("not failed any more");
     assert!(again.to_string().contains("not failed"), "{again}");
 }

@@ -13,6 +13,7 @@ use tracing::Instrument;
 
 use self::imap::{Fetched, ImapError, ImapSession, timed};
 use self::parse::{MailboxContext, Verdict};
+use super::retry::{backoff, sleep_or_cancel};
 use super::status::{ChannelStatus, State};
 use crate::intake::{Intake, IntakeError, RawItem};
 use crate::settings::{ImapSettings, Settings};
@@ -81,7 +82,7 @@ impl MailboxReader {
                     metrics::counter!("leadrouter_channel_errors_total", "worker" => worker.clone(), "kind" => "io")
                         .increment(1);
                     self.status.set(&worker, State::Error, Some(e.to_string()));
-                    reconnect_pause(failures)
+                    backoff(failures, Duration::from_secs(300))
                 }
             };
             sleep_or_cancel(pause, &cancel).await;
@@ -246,17 +247,4 @@ pub fn reading_context(settings: &Settings, mailbox: &ImapSettings) -> (Vec<Stri
     let own = mailbox.own_addresses().into_iter().chain(settings.notify_from()).collect();
     let region = mailbox.default_region.as_deref().and_then(|r| crate::domain::Region::parse(r).ok());
     (own, region)
-}
-
-/// Exponential backoff with jitter, from 1 s up to 5 minutes.
-fn reconnect_pause(failures: u32) -> Duration {
-    let base = 1000u64.saturating_mul(2u64.saturating_pow(failures.min(9))).min(300_000);
-    Duration::from_millis(base / 2 + rand::random_range(0..=base / 2))
-}
-
-async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) {
-    tokio::select! {
-        _ = cancel.cancelled() => {}
-        _ = tokio::time::sleep(d) => {}
-    }
 }

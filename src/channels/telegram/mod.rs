@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use self::parse::{ProspectMessage, TelegramEvent, deep_link_source};
+use super::retry::{backoff, sleep_or_cancel};
 use super::status::{ChannelStatus, State};
 use crate::domain::identity::TelegramUserId;
 use crate::domain::{Attachment, Channel, EmailAddress, Identity, Inquiry, Message, PhoneE164, Source};
@@ -131,12 +132,12 @@ impl TelegramChannel {
                 Ok(Some(lock)) => lock,
                 Ok(None) => {
                     status.set(WORKER, State::Standby, None);
-                    pause(Duration::from_secs(5), &cancel).await;
+                    sleep_or_cancel(Duration::from_secs(5), &cancel).await;
                     continue;
                 }
                 Err(e) => {
                     status.set(WORKER, State::Error, Some(e.to_string()));
-                    pause(Duration::from_secs(5), &cancel).await;
+                    sleep_or_cancel(Duration::from_secs(5), &cancel).await;
                     continue;
                 }
             };
@@ -153,10 +154,10 @@ impl TelegramChannel {
                     failures = failures.saturating_add(1);
                     tracing::warn!(error = %e, failures, "Telegram polling interrupted");
                     status.set(WORKER, State::Error, Some(e.to_string()));
-                    backoff(failures)
+                    backoff(failures, Duration::from_secs(120))
                 }
             };
-            pause(wait, &cancel).await;
+            sleep_or_cancel(wait, &cancel).await;
         }
         tracing::info!("Telegram poller stopped");
     }
@@ -330,16 +331,4 @@ impl TelegramChannel {
 /// A Telegram message's id on the timeline.
 pub fn message_key(chat_id: i64, message_id: i32) -> String {
     format!("msg:{chat_id}:{message_id}")
-}
-
-fn backoff(failures: u32) -> Duration {
-    let base = 1000u64.saturating_mul(2u64.saturating_pow(failures.min(8))).min(120_000);
-    Duration::from_millis(base / 2 + rand::random_range(0..=base / 2))
-}
-
-async fn pause(d: Duration, cancel: &CancellationToken) {
-    tokio::select! {
-        _ = cancel.cancelled() => {}
-        _ = tokio::time::sleep(d) => {}
-    }
 }

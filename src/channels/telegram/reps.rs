@@ -15,7 +15,7 @@ use crate::domain::lead::Status;
 use crate::domain::routing::Strategy;
 use crate::events::{self, LEAD_ASSIGNED, LEAD_MESSAGE};
 use crate::pipeline::{Actor, LeadUpdate, PipelineError};
-use crate::store::{InboundRecord, LeadFilter, LeadRow, RepRecord, StoreError, Tx, ms};
+use crate::store::{InboundRecord, LeadFilter, LeadRow, NewInteraction, RepRecord, StoreError, Tx, ms};
 
 /// What an accepted action leaves behind besides its own writes.
 #[derive(Default)]
@@ -238,9 +238,16 @@ impl TelegramChannel {
                 }
                 match &lead.owner {
                     Some(_) if mine => {
-                        let text =
-                            if tx.accept_lead(&lead.id, now).await? { "It's yours." } else { "It's already yours." };
-                        done.out.push(answer(text));
+                        let accepted = tx.accept_lead(&lead.id, now).await?;
+                        done.out.push(answer(if accepted { "It's yours." } else { "It's already yours." }));
+                        // Pressed under a team post: it now says who took the lead.
+                        let team_post = at.filter(|(chat, _)| Some(*chat) != own_chat && accepted);
+                        done.out.extend(team_post.map(|(chat, message)| Outgoing::EditCard {
+                            chat,
+                            message,
+                            lead: lead.id.clone(),
+                            view: View::Team,
+                        }));
                     }
                     Some(other) => return Err(refuse(format!("{} has this lead now.", other.name))),
                     None => {
@@ -256,7 +263,7 @@ impl TelegramChannel {
                 }
                 let chat = rep.telegram_chat_id.or(at.map(|(c, _)| c)).unwrap_or_default();
                 done.out.push(Outgoing::Card { chat, lead: lead.id.clone(), view: View::Detail });
-                let text = if own_chat.is_some() { "" } else { "Sent to our private chat." };
+                let text = if own_chat.is_some() { "" } else { "Sent to your private chat with the bot." };
                 done.out.push(answer(text));
             }
             Action::Lost(_) | Action::Back(_) if !mine || lead.closed_at.is_some() => {
@@ -456,8 +463,18 @@ impl TelegramChannel {
         let event = events::lead_event(settings, LEAD_MESSAGE, &lead.id, Some(&actor), data, now);
         let attachments = serde_json::to_string(&m.attachments).unwrap_or_else(|_| "[]".into());
         let external = message_key(chat, m.message_id);
-        tx.add_telegram_message(&lead.id, "outbound", Some(&rep.id), &external, &m.text, &attachments, &[event], now)
-            .await?;
+        let reply = NewInteraction {
+            lead_id: &lead.id,
+            channel: "telegram",
+            direction: "outbound",
+            kind: "message",
+            author_id: Some(&rep.id),
+            external_id: Some(&external),
+            text: &m.text,
+            attachments_json: &attachments,
+            at: now,
+        };
+        tx.add_interaction(&reply, &[event]).await?;
         tx.mark_first_response(&lead.id, now).await?;
         tx.accept_lead(&lead.id, now).await?;
         Ok(Done {
