@@ -1,5 +1,6 @@
 //! `leadrouter bench`: a load generator for form intake over real HTTP, and the bare insert
-//! rate of the same rows for comparison. Prints throughput and latency percentiles.
+//! rate of the same rows for comparison; IMAP backlogs and Telegram updates on request.
+//! Prints throughput and latency percentiles.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,6 +11,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use crate::settings::Settings;
 use crate::store::{Store, new_id};
+
+mod telegram;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
@@ -40,6 +43,12 @@ pub struct BenchArgs {
     /// time the service ingesting the backlog (defaults fit tests/env/dovecot-up.sh).
     #[arg(long, default_value_t = 0)]
     pub imap_messages: usize,
+    /// Instead of form posts: this many Telegram updates through the webhook (against a Bot
+    /// API stand-in), then `telegram_samples` one at a time for update → rep card latency.
+    #[arg(long, default_value_t = 0)]
+    pub telegram_updates: usize,
+    #[arg(long, default_value_t = 200)]
+    pub telegram_samples: usize,
     #[arg(long, default_value = "127.0.0.1")]
     pub imap_host: String,
     #[arg(long, default_value_t = 10143)]
@@ -56,6 +65,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let url = args.database_url.clone().unwrap_or_else(|| format!("sqlite://{}/bench.db", dir.display()));
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let placement = placement(&args, cores);
+    if args.telegram_updates > 0 {
+        placement.pin_self();
+        let result =
+            telegram::run(args.telegram_updates, args.telegram_samples, args.concurrency, &dir, &url, placement).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        return result;
+    }
     if args.imap_messages > 0 {
         let result = imap_backlog(&args, &dir, &url, placement).await;
         let _ = std::fs::remove_dir_all(&dir);
@@ -463,7 +479,6 @@ impl Connection {
 
     /// Posts a new prospect's form, expects 202 and returns the lead id.
     async fn post_form(&mut self, who: &str) -> anyhow::Result<String> {
-        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
         let body = serde_json::json!({
             "name": format!("Prospect {who}"),
             "email": format!("p{who}@example.com"),
@@ -471,8 +486,17 @@ impl Connection {
             "utm_source": "google",
         })
         .to_string();
+        let (status, response) = self.post("/api/v1/forms/contact", "", &body).await?;
+        anyhow::ensure!(status == "202", "status {status}: {}", String::from_utf8_lossy(&response));
+        let body: serde_json::Value = serde_json::from_slice(&response)?;
+        Ok(body["id"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// Posts JSON with extra header lines (each ending in CRLF); returns status and body.
+    async fn post(&mut self, path: &str, headers: &str, body: &str) -> anyhow::Result<(String, Vec<u8>)> {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
         let request = format!(
-            "POST /api/v1/forms/contact HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\n\r\n{body}",
             self.host,
             body.len()
         );
@@ -499,9 +523,7 @@ impl Connection {
         }
         let mut response = vec![0; length];
         self.stream.read_exact(&mut response).await?;
-        anyhow::ensure!(status == "202", "status {status}: {}", String::from_utf8_lossy(&response));
-        let body: serde_json::Value = serde_json::from_slice(&response)?;
-        Ok(body["id"].as_str().unwrap_or_default().to_owned())
+        Ok((status, response))
     }
 }
 
