@@ -9,6 +9,16 @@ pub const LEAD_CREATED: &str = "lead.created";
 pub const LEAD_ASSIGNED: &str = "lead.assigned";
 pub const LEAD_STATUS_CHANGED: &str = "lead.status_changed";
 pub const LEAD_MESSAGE: &str = "lead.message";
+/// The owner's next action fell due.
+pub const LEAD_NEXT_ACTION_DUE: &str = "lead.next_action_due";
+/// No activity on an open lead for `pipeline.stale_after`.
+pub const LEAD_STALE: &str = "lead.stale";
+/// The sla moved a lead `max_reassignments` times and nobody took it on.
+pub const LEAD_ESCALATED: &str = "lead.escalated";
+/// The sla moved a lead away from this rep (the event for the rep it left).
+pub const LEAD_REASSIGNED_AWAY: &str = "lead.reassigned_away";
+/// A manager's daily numbers.
+pub const DIGEST_DAILY: &str = "digest.daily";
 
 /// Builds an event on `lead_id` with a delivery to every webhook that subscribed to its type.
 /// (Telegram and email notifiers add their deliveries here too.)
@@ -20,6 +30,13 @@ pub fn lead_event(
     data: Value,
     at: i64,
 ) -> NewEvent {
+    let mut event = event(settings, event_type, actor, data, at);
+    event.lead_id = Some(lead_id.to_owned());
+    event
+}
+
+/// An event about no lead in particular (a digest).
+pub fn event(settings: &Settings, event_type: &'static str, actor: Option<&str>, data: Value, at: i64) -> NewEvent {
     let id = new_id();
     let deliveries =
         settings.notify.webhooks.iter().filter(|w| w.wants(event_type)).map(|w| ("webhook", w.url.clone())).collect();
@@ -27,13 +44,25 @@ pub fn lead_event(
     let body = json!({ "id": id, "type": event_type, "at": at_rfc, "data": data });
     NewEvent {
         id,
-        lead_id: Some(lead_id.to_owned()),
+        lead_id: None,
         event_type,
         actor: actor.map(str::to_owned),
         data: body,
         at,
         deliveries,
         email_domain: settings.notify_from().and_then(|from| from.rsplit_once('@').map(|(_, d)| d.to_owned())),
+    }
+}
+
+/// Sends `rep_id` the event's `data.alert` (`subject`, `text`) as it is: by email or in
+/// Telegram, whichever the rep hears by. Reminders, escalations, stale leads and digests
+/// are alerts; they go to whoever they concern, owner or not.
+pub fn alert_rep(event: &mut NewEvent, settings: &Settings, rep_id: &str) {
+    if settings.notify.email.is_some() {
+        event.deliveries.push(("email", format!("{ALERT_TARGET}{rep_id}")));
+    }
+    if settings.telegram.enabled {
+        event.deliveries.push(("telegram", format!("{ALERT_TARGET}{rep_id}")));
     }
 }
 
@@ -66,7 +95,9 @@ pub fn acknowledge(event: &mut NewEvent, settings: &Settings, mailbox: &str, add
 }
 
 /// Outbox targets: `rep:<rep id>` (email and Telegram), `ack:<mailbox id>:<address>` (email),
-/// `team:<team id>` (Telegram group).
+/// `team:<team id>` (Telegram group), `alert:<rep id>` (email and Telegram).
 pub const REP_TARGET: &str = "rep:";
 pub const ACK_TARGET: &str = "ack:";
 pub const TEAM_TARGET: &str = "team:";
+/// `alert:<rep id>` (email and Telegram): the event's ready-made `data.alert`.
+pub const ALERT_TARGET: &str = "alert:";

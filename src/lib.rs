@@ -10,6 +10,7 @@ pub mod bench;
 pub mod channels;
 pub mod domain;
 pub mod events;
+pub mod followup;
 pub mod http;
 pub mod intake;
 pub mod notify;

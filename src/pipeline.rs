@@ -3,10 +3,11 @@
 
 use serde_json::json;
 
+use crate::domain::followup;
 use crate::domain::lead::{self, LeadRuleError, Status};
-use crate::events::{self, LEAD_ASSIGNED, LEAD_MESSAGE, LEAD_STATUS_CHANGED};
+use crate::events::{self, LEAD_ASSIGNED, LEAD_MESSAGE, LEAD_REASSIGNED_AWAY, LEAD_STATUS_CHANGED};
 use crate::intake::Intake;
-use crate::store::{LeadRow, NewInteraction, StoreError, Tx, ms};
+use crate::store::{LeadRow, NewInteraction, StatusChange, StoreError, TaskPatch, TaskRow, Tx, ms};
 
 /// Who is acting: admins may do anything, a rep only on their own leads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,7 +61,11 @@ impl From<StoreError> for PipelineError {
 pub struct LeadUpdate {
     pub status: Option<Status>,
     pub lost_reason: Option<String>,
+    /// Says why, for the reason `other`.
+    pub lost_note: Option<String>,
     pub owner: Option<String>,
+    /// Why an admin hands the lead to someone else (kept with the assignment's event).
+    pub reassign_note: Option<String>,
     pub next_action_at: Option<Option<i64>>,
     pub next_action_note: Option<Option<String>>,
 }
@@ -111,8 +116,16 @@ impl Intake {
             tx.accept_lead(&lead.id, now).await?;
         }
 
+        let rules = self.pipeline_rules();
+        let next_action = u.next_action_at.unwrap_or(lead.next_action_at);
+        // Checked when the status moves or the next action is cleared: leads that predate the
+        // rule keep working until someone touches them.
+        if u.status.is_some_and(|to| to != current) || u.next_action_at == Some(None) {
+            lead::check_next_action(u.status.unwrap_or(current), next_action, rules)?;
+        }
+        let actor_label = actor.label();
         if let Some(to) = u.status {
-            let t = lead::transition(current, to, u.lost_reason.as_deref())?;
+            let t = lead::transition(current, to, u.lost_reason.as_deref(), u.lost_note.as_deref(), rules)?;
             if t.reopens()
                 && let Some(other) = tx.other_open_lead(&lead.contact_id, &lead.id).await?
             {
@@ -120,21 +133,36 @@ impl Intake {
                     "the contact already has open lead {other}; close it before reopening this one"
                 )));
             }
-            if t.changes() || t.lost_reason.as_deref() != lead.lost_reason.as_deref() {
-                tx.set_status(lead, to.as_str(), t.lost_reason.as_deref(), to.is_open(), now).await?;
-                let data = json!({"lead": {"id": lead.id}, "from": current.as_str(), "to": to.as_str(), "lost_reason": t.lost_reason});
+            if t.changes() || t.lost_reason != lead.lost_reason || t.lost_note != lead.lost_note {
+                let change = StatusChange {
+                    to,
+                    lost_reason: t.lost_reason.as_deref(),
+                    lost_note: t.lost_note.as_deref(),
+                    actor: Some(&actor_label),
+                };
+                tx.set_status(lead, &change, now).await?;
+                let data = json!({"lead": {"id": lead.id}, "from": current.as_str(), "to": to.as_str(),
+                                  "lost_reason": t.lost_reason, "lost_note": t.lost_note});
                 let mut event =
-                    events::lead_event(&self.settings, LEAD_STATUS_CHANGED, &lead.id, Some(&actor.label()), data, now);
+                    events::lead_event(&self.settings, LEAD_STATUS_CHANGED, &lead.id, Some(&actor_label), data, now);
                 events::announce(&mut event, &self.settings, lead.team_id.as_deref());
                 tx.record_events(&[event]).await?;
                 freed_capacity = t.closes();
             }
-        } else if u.lost_reason.is_some() {
+        } else if u.lost_reason.is_some() || u.lost_note.is_some() {
             if current != Status::Lost {
                 return Err(LeadRuleError::ReasonWithoutLost.into());
             }
-            let t = lead::transition(current, current, u.lost_reason.as_deref())?;
-            tx.set_status(lead, current.as_str(), t.lost_reason.as_deref(), false, now).await?;
+            let reason = u.lost_reason.as_deref().or(lead.lost_reason.as_deref());
+            let note = u.lost_note.as_deref().or(lead.lost_note.as_deref());
+            let t = lead::transition(current, current, reason, note, rules)?;
+            let change = StatusChange {
+                to: current,
+                lost_reason: t.lost_reason.as_deref(),
+                lost_note: t.lost_note.as_deref(),
+                actor: Some(&actor_label),
+            };
+            tx.set_status(lead, &change, now).await?;
         }
 
         if let Some(owner) = &u.owner {
@@ -149,23 +177,47 @@ impl Intake {
                     return Err(PipelineError::Invalid(format!("owner `{owner}` is not a rep")));
                 };
                 let previous = lead.owner.as_ref().map(|o| o.id.as_str());
-                let data = json!({"lead": {"id": lead.id, "owner": {"id": owner, "name": rep.name}}, "reason": "manual", "previous_owner": previous});
+                let data = json!({"lead": {"id": lead.id, "owner": {"id": owner, "name": rep.name}}, "reason": "manual",
+                                  "previous_owner": previous, "note": u.reassign_note});
                 let mut event =
                     events::lead_event(&self.settings, LEAD_ASSIGNED, &lead.id, Some(&actor.label()), data, now);
                 events::notify_rep(&mut event, &self.settings, owner);
                 events::announce(&mut event, &self.settings, lead.team_id.as_deref());
+                let mut events = vec![event];
+                if let Some(previous) = previous {
+                    let who = lead.contact_name.as_deref().unwrap_or("a lead");
+                    let alert = followup::handed_over(who, &rep.name, u.reassign_note.as_deref());
+                    let data = json!({"lead": {"id": lead.id}, "rep": previous, "alert": alert});
+                    let mut left = events::lead_event(
+                        &self.settings,
+                        LEAD_REASSIGNED_AWAY,
+                        &lead.id,
+                        Some(&actor.label()),
+                        data,
+                        now,
+                    );
+                    events::alert_rep(&mut left, &self.settings, previous);
+                    events.push(left);
+                }
                 // An admin's explicit choice may go above the rep's capacity.
-                tx.assign(&lead.id, previous, owner, None, "manual", &[], false, &[event], now).await?;
+                tx.assign(&lead.id, previous, owner, None, "manual", &[], false, &events, now).await?;
                 freed_capacity |= previous.is_some();
             }
         }
 
         if u.next_action_at.is_some() || u.next_action_note.is_some() {
-            let at = u.next_action_at.unwrap_or(lead.next_action_at);
             let note = u.next_action_note.clone().unwrap_or(lead.next_action_note.clone());
-            tx.set_next_action(&lead.id, at, note.as_deref(), now).await?;
+            tx.set_next_action(&lead.id, next_action, note.as_deref(), now).await?;
         }
         Ok(freed_capacity)
+    }
+
+    /// What status changes are checked against.
+    pub fn pipeline_rules(&self) -> lead::Rules<'_> {
+        lead::Rules {
+            lost_reasons: &self.settings.pipeline.lost_reasons,
+            require_next_action: self.settings.pipeline.require_next_action,
+        }
     }
 
     /// Adds a note or logs a touch on the lead's timeline.
@@ -222,5 +274,58 @@ impl Intake {
         tx.commit().await?;
         self.outbox_wakeup.notify_one();
         Ok(id)
+    }
+}
+
+/// A task's title: what to do, in a line.
+fn task_title(title: &str) -> Result<&str, PipelineError> {
+    let title = title.trim();
+    if title.is_empty() || title.chars().count() > 500 {
+        return Err(PipelineError::Invalid("`title` must be 1 to 500 characters".into()));
+    }
+    Ok(title)
+}
+
+impl Intake {
+    pub async fn add_task(
+        &self,
+        actor: &Actor,
+        lead_id: &str,
+        title: &str,
+        due_at: Option<i64>,
+    ) -> Result<TaskRow, PipelineError> {
+        let title = task_title(title)?;
+        let now = ms(jiff::Timestamp::now());
+        let mut tx = self.store.begin().await?;
+        let lead = tx.lead_for_update(lead_id).await?;
+        if !actor.may_see(&lead) {
+            return Err(PipelineError::NotFound("lead"));
+        }
+        let author = actor.label();
+        let task = tx.add_task(&lead.id, title, due_at, Some(&author), now).await?;
+        tx.commit().await?;
+        Ok(task)
+    }
+
+    pub async fn update_task(
+        &self,
+        actor: &Actor,
+        lead_id: &str,
+        task_id: &str,
+        patch: &TaskPatch,
+    ) -> Result<TaskRow, PipelineError> {
+        if let Some(title) = &patch.title {
+            task_title(title)?;
+        }
+        let patch = TaskPatch { title: patch.title.as_deref().map(|t| t.trim().to_owned()), ..patch.clone() };
+        let now = ms(jiff::Timestamp::now());
+        let mut tx = self.store.begin().await?;
+        let lead = tx.lead_for_update(lead_id).await?;
+        if !actor.may_see(&lead) {
+            return Err(PipelineError::NotFound("lead"));
+        }
+        let task = tx.update_task(&lead.id, task_id, &patch, now).await?;
+        tx.commit().await?;
+        Ok(task)
     }
 }

@@ -1,13 +1,16 @@
 //! A team's `sla`: the time an owner has to take a lead on (press Take, answer the prospect,
-//! change its status or log a touch) before it goes to the next rep. Runs on the scheduler's
+//! change its status or log a touch) before it goes to the next rep, both of them told; after
+//! `max_reassignments` moves it stays and the team's manager is alerted. Runs on the scheduler's
 //! tick; several instances may run it at once (the team's row lock orders them).
 
 use serde_json::json;
 
+use crate::domain::followup;
 use crate::domain::plan;
 use crate::domain::routing::Strategy;
-use crate::events::{self, LEAD_ASSIGNED};
+use crate::events::{self, LEAD_ASSIGNED, LEAD_ESCALATED, LEAD_REASSIGNED_AWAY};
 use crate::intake::Intake;
+use crate::settings::TeamSettings;
 use crate::store::{StoreError, ms, retry_pause};
 
 const ATTEMPTS: usize = 8;
@@ -18,9 +21,8 @@ impl Intake {
     pub async fn reassign_unaccepted(&self) -> Result<usize, StoreError> {
         let mut moved = 0;
         for team in self.settings.teams.iter().filter(|t| t.sla.is_some()) {
-            let sla = team.sla.map(|d| d.as_millis_i64()).unwrap_or(i64::MAX);
             for attempt in 0..ATTEMPTS {
-                match self.reassign_team(&team.id, sla).await {
+                match self.reassign_team(team).await {
                     Err(StoreError::Retry) if attempt + 1 < ATTEMPTS => tokio::time::sleep(retry_pause(attempt)).await,
                     other => {
                         moved += other?;
@@ -36,12 +38,33 @@ impl Intake {
         Ok(moved)
     }
 
-    async fn reassign_team(&self, team_id: &str, sla_ms: i64) -> Result<usize, StoreError> {
+    async fn reassign_team(&self, settings: &TeamSettings) -> Result<usize, StoreError> {
+        let team_id = settings.id.as_str();
+        let sla_ms = settings.sla.map_or(i64::MAX, |d| d.as_millis_i64());
         let now = jiff::Timestamp::now();
         let mut tx = self.store.begin().await?;
         let overdue = tx.unaccepted_leads(team_id, ms(now) - sla_ms, 100).await?;
         let mut moved = 0;
         for (lead_id, previous) in overdue {
+            let lead = tx.lead_for_update(&lead_id).await?;
+            let who = lead.contact_name.as_deref().unwrap_or("a lead");
+            let moves = tx.sla_moves(&lead_id).await?;
+            if moves >= i64::from(settings.max_reassignments) {
+                // Moving it on again would only ping-pong it: a person decides now.
+                tx.mark_escalated(&lead_id, ms(now)).await?;
+                let owner = lead.owner.as_ref().map_or(previous.as_str(), |o| o.name.as_str());
+                let alert = followup::escalated(who, owner, moves + 1);
+                let data = json!({"lead": {"id": lead_id}, "owner": previous, "reassignments": moves, "alert": alert});
+                let mut event = events::lead_event(&self.settings, LEAD_ESCALATED, &lead_id, None, data, ms(now));
+                match &settings.manager {
+                    Some(manager) => events::alert_rep(&mut event, &self.settings, manager),
+                    None => {
+                        tracing::warn!(lead = %lead_id, team = team_id, "nobody takes this lead on and the team has no manager to alert")
+                    }
+                }
+                tx.record_events(&[event]).await?;
+                continue;
+            }
             let mut team = tx.team_context(self.team_ref(team_id)).await?;
             // Claim teams too: the lead already went round-robin after nobody claimed it.
             team.strategy = match team.strategy {
@@ -56,6 +79,17 @@ impl Intake {
             let mut event = events::lead_event(&self.settings, LEAD_ASSIGNED, &lead_id, None, data, ms(now));
             events::notify_rep(&mut event, &self.settings, &next.rep_id);
             events::announce(&mut event, &self.settings, Some(team_id));
+            // The rep it leaves hears so too: the card they have is no longer theirs to act on.
+            let alert = followup::moved_away(who, name.as_deref().unwrap_or(&next.rep_id));
+            let mut left = events::lead_event(
+                &self.settings,
+                LEAD_REASSIGNED_AWAY,
+                &lead_id,
+                None,
+                json!({"lead": {"id": lead_id}, "rep": previous, "alert": alert}),
+                ms(now),
+            );
+            events::alert_rep(&mut left, &self.settings, &previous);
             let route = Some((team_id, team.seq + 1));
             tx.assign(
                 &lead_id,
@@ -65,7 +99,7 @@ impl Intake {
                 "sla",
                 &next.wrr_updates,
                 true,
-                &[event],
+                &[event, left],
                 ms(now),
             )
             .await?;

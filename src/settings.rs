@@ -54,6 +54,7 @@ pub struct Settings {
     pub notify: NotifySettings,
     pub outbox: OutboxSettings,
     pub scheduler: SchedulerSettings,
+    pub pipeline: PipelineSettings,
     pub log: LogSettings,
 }
 
@@ -158,6 +159,16 @@ pub struct TeamSettings {
     /// Route to reps outside their working hours too.
     #[serde(default)]
     pub after_hours: bool,
+    /// The rep (by id) who hears about escalations and stale leads, and gets the daily digest.
+    /// A manager need not be a member.
+    pub manager: Option<String>,
+    /// How many times the sla moves a lead on before it stays put and the manager is alerted.
+    #[serde(default = "three")]
+    pub max_reassignments: u32,
+}
+
+fn three() -> u32 {
+    3
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -275,7 +286,8 @@ pub struct TelegramSettings {
     /// With `/start`, a reply keyboard button that shares the prospect's phone number
     /// (`request_contact`); empty = no button.
     pub share_phone_button: String,
-    /// The reasons a rep picks from after pressing "Lost…" on a lead.
+    /// The reasons a rep picks from after pressing "Lost…" on a lead. Empty (the default) =
+    /// `pipeline.lost_reasons` except `other`, which needs a note.
     pub lost_reasons: Vec<String>,
     /// How long a rep's link (`POST /api/v1/reps/{id}/telegram-link`) can be used.
     pub link_ttl: Duration,
@@ -292,9 +304,19 @@ impl Default for TelegramSettings {
             poll_timeout: Duration::from_secs(30),
             welcome: "Hello! Tell us what you need, and a member of our team will answer you here.".into(),
             share_phone_button: "Share my phone number".into(),
-            lost_reasons: ["No budget", "Chose a competitor", "No response", "Not a fit"].map(String::from).to_vec(),
+            lost_reasons: Vec::new(),
             link_ttl: Duration::from_secs(24 * 3600),
         }
+    }
+}
+
+impl Settings {
+    /// The reasons offered behind a rep's "Lost…" button in Telegram.
+    pub fn telegram_lost_reasons(&self) -> Vec<String> {
+        if !self.telegram.lost_reasons.is_empty() {
+            return self.telegram.lost_reasons.clone();
+        }
+        self.pipeline.lost_reasons.iter().filter(|r| r.as_str() != OTHER_REASON).cloned().collect()
     }
 }
 
@@ -552,6 +574,70 @@ impl Default for SchedulerSettings {
     }
 }
 
+/// Follow-up discipline: what a lead must carry, and when the scheduler speaks up.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineSettings {
+    /// The reasons a lead can be lost for; `other` needs a `lost_note`. Empty = any text.
+    pub lost_reasons: Vec<String>,
+    /// An open lead past `new` must carry `next_action_at`.
+    pub require_next_action: bool,
+    /// No activity for this long: the owner and the team's manager are alerted.
+    pub stale_after: Option<Duration>,
+    /// Close leads `waiting_response` for this long as lost with `no_response`. Off by default.
+    pub auto_lost_after: Option<Duration>,
+    /// Close leads after this many outbound messages in a row without an answer. Off by default.
+    pub auto_lost_attempts: Option<u32>,
+    /// When managers get the daily digest, in their own time zone ("08:00"); empty = never.
+    pub digest_at: String,
+}
+
+impl Default for PipelineSettings {
+    fn default() -> Self {
+        PipelineSettings {
+            lost_reasons: ["too expensive", "no budget", "chose a competitor", "not a fit", NO_RESPONSE, OTHER_REASON]
+                .map(String::from)
+                .to_vec(),
+            require_next_action: true,
+            stale_after: Some(Duration::from_secs(7 * 24 * 3600)),
+            auto_lost_after: None,
+            auto_lost_attempts: None,
+            digest_at: "08:00".into(),
+        }
+    }
+}
+
+impl PipelineSettings {
+    /// The listed reason `given` names (case, `_` and spaces aside).
+    pub fn lost_reason(&self, given: &str) -> Option<&str> {
+        crate::domain::lead::listed_reason(&self.lost_reasons, given)
+    }
+
+    fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for r in &self.lost_reasons {
+            if r.trim().is_empty() || r.chars().count() > 200 {
+                p.push("pipeline.lost_reasons: a reason must be 1 to 200 characters".into());
+            } else if !seen.insert(crate::domain::lead::reason_key(r)) {
+                p.push(format!("pipeline.lost_reasons: `{r}` is listed twice"));
+            }
+        }
+        if !self.digest_at.is_empty() && crate::domain::followup::parse_clock(&self.digest_at).is_none() {
+            p.push(format!("pipeline.digest_at `{}` is not a time of day like 08:00", self.digest_at));
+        }
+        if self.auto_lost_attempts == Some(0) {
+            p.push("pipeline.auto_lost_attempts must be at least 1 (leave it out to switch it off)".into());
+        }
+        p
+    }
+}
+
+/// The reason the scheduler closes unanswered leads with.
+pub const NO_RESPONSE: &str = "no_response";
+/// The reason that needs a note.
+pub const OTHER_REASON: &str = "other";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -666,11 +752,20 @@ impl Settings {
             if self.team_members(&team.id).is_empty() {
                 p.push(format!("team `{}` has no members", team.id));
             }
+            if let Some(m) = team.manager.as_ref().filter(|m| !rep_ids.contains(m.as_str())) {
+                p.push(format!("team `{}`: manager `{m}` is not defined in [[reps]]", team.id));
+            }
             if team.strategy == Strategy::Claim && team.notify_chat_id.is_none() {
                 p.push(format!(
                     "team `{}` uses strategy `claim` but has no notify_chat_id to announce leads in",
                     team.id
                 ));
+            }
+        }
+        p.extend(self.pipeline.problems());
+        for reason in self.telegram.lost_reasons.iter() {
+            if !self.pipeline.lost_reasons.is_empty() && self.pipeline.lost_reason(reason).is_none() {
+                p.push(format!("telegram.lost_reasons: `{reason}` is not one of pipeline.lost_reasons"));
             }
         }
         if let Some(t) = &self.routing.default_team

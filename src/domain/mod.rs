@@ -2,6 +2,7 @@
 //! argument so every rule can be tested without a clock or a database.
 
 pub mod dedup;
+pub mod followup;
 pub mod identity;
 pub mod inquiry;
 pub mod lead;

@@ -11,17 +11,19 @@ use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiPath, ApiQuery, into_page, page_limit};
-use super::views::{AssignmentView, InteractionView, LeadList, LeadView};
+use super::views::{AssignmentView, InteractionView, LeadList, LeadView, TaskView};
 use crate::domain::{Channel, Inquiry, Status};
 use crate::intake::{IntakeError, RawItem};
 use crate::pipeline::{LeadUpdate, NoteKind, PipelineError};
-use crate::store::{InboundMeta, LeadFilter, ms};
+use crate::store::{InboundMeta, LeadFilter, TaskPatch, ms};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_lead, list_leads))
         .routes(routes!(get_lead, patch_lead))
         .routes(routes!(add_note))
+        .routes(routes!(add_task))
+        .routes(routes!(update_task))
 }
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
@@ -236,6 +238,8 @@ pub(super) async fn lead_detail(state: &AppState, id: &str) -> ApiResult<LeadVie
     let mut view = LeadView::new(lead, identities);
     view.interactions = Some(interactions.into_iter().map(InteractionView::from).collect());
     view.assignments = Some(assignments.into_iter().map(AssignmentView::from).collect());
+    view.status_changes = Some(state.store().status_changes(id).await?.into_iter().map(Into::into).collect());
+    view.tasks = Some(state.store().tasks(id).await?.into_iter().map(Into::into).collect());
     Ok(view)
 }
 
@@ -260,10 +264,14 @@ async fn get_lead(
 #[serde(deny_unknown_fields)]
 pub struct PatchLead {
     pub status: Option<String>,
-    /// Required with `status: "lost"`.
+    /// Required with `status: "lost"`: one of `pipeline.lost_reasons`.
     pub lost_reason: Option<String>,
+    /// Says why; required with the reason `other`.
+    pub lost_note: Option<String>,
     /// Rep id of the new owner (admins only).
     pub owner: Option<String>,
+    /// Why the lead changes hands (with `owner`).
+    pub reassign_note: Option<String>,
     /// RFC 3339, or null to clear.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
@@ -295,10 +303,18 @@ async fn patch_lead(
     {
         return Err(ApiError::invalid("`next_action_note` is longer than 2000 characters"));
     }
+    if body.reassign_note.as_ref().is_some_and(|n| n.chars().count() > 2000) {
+        return Err(ApiError::invalid("`reassign_note` is longer than 2000 characters"));
+    }
+    if body.reassign_note.is_some() && body.owner.is_none() {
+        return Err(ApiError::invalid("`reassign_note` goes with `owner`"));
+    }
     let update = LeadUpdate {
         status,
         lost_reason: body.lost_reason,
+        lost_note: body.lost_note,
         owner: body.owner,
+        reassign_note: body.reassign_note,
         next_action_at,
         next_action_note: body.next_action_note,
     };
@@ -328,4 +344,58 @@ async fn add_note(
 ) -> ApiResult<impl IntoResponse> {
     state.intake().add_note(&caller.0, &id, body.kind, &body.text).await?;
     Ok((StatusCode::CREATED, axum::Json(lead_detail(&state, &id).await?)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTask {
+    pub title: String,
+    /// RFC 3339.
+    pub due_at: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/leads/{id}/tasks", tag = "leads", params(("id" = String, Path)), request_body = NewTask,
+    security(("bearer" = [])),
+    responses((status = 201, body = TaskView), (status = 404, body = super::views::ErrorBody),
+              (status = 422, body = super::views::ErrorBody)))]
+async fn add_task(
+    caller: Caller,
+    axum::extract::State(state): axum::extract::State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<NewTask>,
+) -> ApiResult<impl IntoResponse> {
+    let due_at = body.due_at.as_deref().map(|t| parse_time("due_at", t)).transpose()?;
+    let task = state.intake().add_task(&caller.0, &id, &body.title, due_at).await?;
+    Ok((StatusCode::CREATED, axum::Json(TaskView::from(task))))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchTask {
+    pub title: Option<String>,
+    /// RFC 3339, or null to clear.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub due_at: Option<Option<String>>,
+    pub done: Option<bool>,
+}
+
+#[utoipa::path(patch, path = "/api/v1/leads/{id}/tasks/{task_id}", tag = "leads",
+    params(("id" = String, Path), ("task_id" = String, Path)), request_body = PatchTask, security(("bearer" = [])),
+    responses((status = 200, body = TaskView), (status = 404, body = super::views::ErrorBody),
+              (status = 422, body = super::views::ErrorBody)))]
+async fn update_task(
+    caller: Caller,
+    axum::extract::State(state): axum::extract::State<AppState>,
+    ApiPath((id, task_id)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<PatchTask>,
+) -> ApiResult<axum::Json<TaskView>> {
+    let due_at = match body.due_at {
+        Some(Some(t)) => Some(Some(parse_time("due_at", &t)?)),
+        Some(None) => Some(None),
+        None => None,
+    };
+    let patch = TaskPatch { title: body.title, due_at, done: body.done };
+    let task = state.intake().update_task(&caller.0, &id, &task_id, &patch).await?;
+    Ok(axum::Json(TaskView::from(task)))
 }

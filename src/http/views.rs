@@ -3,7 +3,9 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::store::{AssignmentRow, ContactSummary, IdentityRow, InteractionRow, LeadRow, RepRecord, from_ms};
+use crate::store::{
+    AssignmentRow, ContactSummary, IdentityRow, InteractionRow, LeadRow, RepRecord, StatusChangeRow, TaskRow, from_ms,
+};
 
 /// RFC 3339 UTC.
 pub fn ts(ms: i64) -> String {
@@ -109,6 +111,7 @@ pub struct LeadView {
     pub id: String,
     pub status: String,
     pub lost_reason: Option<String>,
+    pub lost_note: Option<String>,
     pub channel: String,
     pub source: SourceView,
     pub team: Option<String>,
@@ -118,6 +121,8 @@ pub struct LeadView {
     pub first_response_at: Option<String>,
     pub next_action_at: Option<String>,
     pub next_action_note: Option<String>,
+    /// Open, and its next action is past due.
+    pub overdue: bool,
     pub last_activity_at: String,
     pub closed_at: Option<String>,
     pub created_at: String,
@@ -128,6 +133,49 @@ pub struct LeadView {
     pub contact: ContactRefView,
     pub interactions: Option<Vec<InteractionView>>,
     pub assignments: Option<Vec<AssignmentView>>,
+    /// Every status change, oldest first (detail only).
+    pub status_changes: Option<Vec<StatusChangeView>>,
+    pub tasks: Option<Vec<TaskView>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusChangeView {
+    pub from: String,
+    pub to: String,
+    /// `admin`, `rep:<id>` or `scheduler`.
+    pub actor: Option<String>,
+    pub at: String,
+}
+
+impl From<StatusChangeRow> for StatusChangeView {
+    fn from(c: StatusChangeRow) -> Self {
+        StatusChangeView { from: c.from_status, to: c.to_status, actor: c.actor, at: ts(c.at) }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskView {
+    pub id: String,
+    pub lead_id: String,
+    pub title: String,
+    pub due_at: Option<String>,
+    pub done_at: Option<String>,
+    pub created_by: Option<String>,
+    pub created_at: String,
+}
+
+impl From<TaskRow> for TaskView {
+    fn from(t: TaskRow) -> Self {
+        TaskView {
+            id: t.id,
+            lead_id: t.lead_id,
+            title: t.title,
+            due_at: ts_opt(t.due_at),
+            done_at: ts_opt(t.done_at),
+            created_by: t.created_by,
+            created_at: ts(t.created_at),
+        }
+    }
 }
 
 impl LeadView {
@@ -151,9 +199,12 @@ impl LeadView {
                 identities: identities.into_iter().map(IdentityView::from).collect(),
             },
             custom_fields: serde_json::from_str(&l.custom_fields).unwrap_or_else(|_| serde_json::json!({})),
+            overdue: l.closed_at.is_none()
+                && l.next_action_at.is_some_and(|at| at < crate::store::ms(jiff::Timestamp::now())),
             id: l.id,
             status: l.status,
             lost_reason: l.lost_reason,
+            lost_note: l.lost_note,
             channel: l.channel,
             team: l.team_id,
             assigned_at: ts_opt(l.assigned_at),
@@ -168,6 +219,8 @@ impl LeadView {
             language: l.language,
             interactions: None,
             assignments: None,
+            status_changes: None,
+            tasks: None,
         }
     }
 }

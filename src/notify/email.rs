@@ -14,7 +14,7 @@ use secrecy::ExposeSecret;
 use serde_json::Value;
 
 use super::NotifyError;
-use crate::events::{ACK_TARGET, REP_TARGET};
+use crate::events::{ACK_TARGET, ALERT_TARGET, REP_TARGET};
 use crate::settings::{EmailNotifySettings, NotifyVia, Settings, SmtpTls};
 use crate::store::{OutboxMessage, Store, ms};
 
@@ -78,12 +78,61 @@ impl EmailNotifier {
             self.rep_email(rep, &event, from, message_id).await?
         } else if let Some(rest) = m.target.strip_prefix(ACK_TARGET) {
             self.acknowledgement(m, rest, &event, from, message_id).await?
+        } else if let Some(rep) = m.target.strip_prefix(ALERT_TARGET) {
+            self.alert_email(rep, &event, from, message_id).await?
         } else {
             return Err(NotifyError::Permanent(format!("unknown email target {}", m.target)));
         };
         transport.send(email).await.map(|_| ()).map_err(|e| {
             if e.is_permanent() { NotifyError::Permanent(e.to_string()) } else { NotifyError::Retryable(e.to_string()) }
         })
+    }
+
+    /// The rep who should get an email, or `Skipped` when they hear another way.
+    async fn email_recipient(&self, rep_id: &str) -> Result<Mailbox, NotifyError> {
+        let rep = self
+            .store
+            .rep(rep_id)
+            .await
+            .map_err(|e| NotifyError::Retryable(e.to_string()))?
+            .ok_or_else(|| NotifyError::Skipped("the rep no longer exists".into()))?;
+        let Some(address) = rep.email.as_deref().filter(|_| super::hears_by(&rep, &self.settings) == NotifyVia::Email)
+        else {
+            return Err(NotifyError::Skipped("the rep hears about leads in Telegram, or has no email".into()));
+        };
+        format!("{} <{address}>", rep.name.replace(['<', '>', '"'], ""))
+            .parse()
+            .map_err(|e| NotifyError::Permanent(format!("rep email `{address}`: {e}")))
+    }
+
+    /// A reminder, escalation, stale-lead alert or digest: the event's `data.alert` as it is.
+    async fn alert_email(
+        &self,
+        rep_id: &str,
+        event: &Value,
+        from: &Mailbox,
+        message_id: String,
+    ) -> Result<Message, NotifyError> {
+        let to = self.email_recipient(rep_id).await?;
+        let alert = &event["data"]["alert"];
+        let (Some(subject), Some(text)) = (alert["subject"].as_str(), alert["text"].as_str()) else {
+            return Err(NotifyError::Permanent("the event carries no alert".into()));
+        };
+        let mut body = format!("{text}\n");
+        if let Some(lead) = event["data"]["lead"]["id"].as_str() {
+            body.push_str(&format!("\nOpen the lead: {}\n", self.lead_link(lead)));
+        }
+        Message::builder()
+            .from(from.clone())
+            .to(to)
+            .subject(subject)
+            .message_id(Some(message_id))
+            .body(body)
+            .map_err(|e| NotifyError::Permanent(e.to_string()))
+    }
+
+    fn lead_link(&self, lead_id: &str) -> String {
+        format!("{}/api/v1/leads/{lead_id}", self.settings.server.public_url.trim_end_matches('/'))
     }
 
     /// The rep's notification, or `Skipped` when the rep hears about leads another way.
@@ -95,19 +144,7 @@ impl EmailNotifier {
         message_id: String,
     ) -> Result<Message, NotifyError> {
         let storage = |e: crate::store::StoreError| NotifyError::Retryable(e.to_string());
-        let rep = self
-            .store
-            .rep(rep_id)
-            .await
-            .map_err(storage)?
-            .ok_or_else(|| NotifyError::Skipped("the rep no longer exists".into()))?;
-        let Some(address) = rep.email.as_deref().filter(|_| super::hears_by(&rep, &self.settings) == NotifyVia::Email)
-        else {
-            return Err(NotifyError::Skipped("the rep hears about leads in Telegram, or has no email".into()));
-        };
-        let to: Mailbox = format!("{} <{address}>", rep.name.replace(['<', '>', '"'], ""))
-            .parse()
-            .map_err(|e| NotifyError::Permanent(format!("rep email `{address}`: {e}")))?;
+        let to = self.email_recipient(rep_id).await?;
         let lead_id = event["data"]["lead"]["id"].as_str().unwrap_or_default();
         let lead = self
             .store
@@ -151,11 +188,7 @@ impl EmailNotifier {
             body.push_str(&i.text);
             body.push_str("\n\n");
         }
-        body.push_str(&format!(
-            "Open the lead: {}/api/v1/leads/{}\n",
-            self.settings.server.public_url.trim_end_matches('/'),
-            lead.id
-        ));
+        body.push_str(&format!("Open the lead: {}\n", self.lead_link(&lead.id)));
         Message::builder()
             .from(from.clone())
             .to(to)

@@ -19,7 +19,7 @@ use teloxide::{ApiError, RequestError};
 use super::{NotifyError, hears_by};
 use crate::channels::telegram::outgoing::Outgoing;
 use crate::channels::telegram::render::{self, Keyboard, LeadFacts, View};
-use crate::events::{LEAD_CREATED, REP_TARGET, TEAM_TARGET};
+use crate::events::{ALERT_TARGET, LEAD_CREATED, REP_TARGET, TEAM_TARGET};
 use crate::settings::{NotifyVia, Settings};
 use crate::store::{IdentityRow, InteractionRow, LeadRow, OutboxMessage, Store, message_ref, ms};
 
@@ -82,6 +82,9 @@ impl TelegramNotifier {
         }
         if let Some(team) = m.target.strip_prefix(TEAM_TARGET) {
             return self.team_post(bot, team, m).await;
+        }
+        if let Some(rep) = m.target.strip_prefix(ALERT_TARGET) {
+            return self.alert(bot, rep, m).await;
         }
         match serde_json::from_str::<Outgoing>(&m.payload) {
             Ok(out) => self.outgoing(bot, out).await,
@@ -159,6 +162,28 @@ impl TelegramNotifier {
         }
         let headline = render::headline(Some(&m.event_type), event["data"]["reason"].as_str(), View::Rep);
         self.send_card(bot, chat, card(&facts, View::Rep, headline, Some(&rep.id))).await
+    }
+
+    /// A reminder, escalation, stale-lead alert or digest, as its text says, with the lead's
+    /// command to open it.
+    async fn alert(&self, bot: &Bot, rep_id: &str, m: &OutboxMessage) -> Result<(), NotifyError> {
+        let storage = |e: crate::store::StoreError| NotifyError::Retryable(e.to_string());
+        let Some(rep) = self.store.rep(rep_id).await.map_err(storage)? else {
+            return Err(NotifyError::Skipped("the rep no longer exists".into()));
+        };
+        let Some(chat) = rep.telegram_chat_id.filter(|_| hears_by(&rep, &self.settings) == NotifyVia::Telegram) else {
+            return Err(NotifyError::Skipped("the rep hears by email".into()));
+        };
+        let event: Value = serde_json::from_str(&m.payload).unwrap_or_default();
+        let mut text = event["data"]["alert"]["text"].as_str().unwrap_or_default().to_owned();
+        if text.is_empty() {
+            return Err(NotifyError::Permanent("the event carries no alert text".into()));
+        }
+        if let Some(lead) = event["data"]["lead"]["id"].as_str() {
+            text.push_str(&format!("\n/lead_{}", render::short_id(lead)));
+        }
+        self.pace(chat).await;
+        bot.send_message(ChatId(chat), text).await.map(|_| ()).map_err(classify)
     }
 
     /// The team chat's post about a lead: made when the lead is new, edited when it changes.

@@ -696,9 +696,8 @@ impl Tx {
         Ok(())
     }
 
-    /// Open leads waiting for an owner, oldest first: `(lead, team)`.
     /// Open leads of `team_id` assigned before `assigned_before` that their owner has not
-    /// taken on: `(id, owner)`, longest waiting first.
+    /// taken on and the manager was not yet told about: `(id, owner)`, longest waiting first.
     pub async fn unaccepted_leads(
         &mut self,
         team_id: &str,
@@ -707,7 +706,8 @@ impl Tx {
     ) -> Result<Vec<(String, String)>> {
         let rows = sqlx::query(
             "SELECT id, owner_id FROM leads WHERE team_id = $1 AND accepted_at IS NULL AND closed_at IS NULL \
-             AND owner_id IS NOT NULL AND first_response_at IS NULL AND assigned_at < $2 ORDER BY assigned_at LIMIT $3",
+             AND owner_id IS NOT NULL AND first_response_at IS NULL AND escalated_at IS NULL AND assigned_at < $2 \
+             ORDER BY assigned_at LIMIT $3",
         )
         .bind(team_id.to_owned())
         .bind(assigned_before)

@@ -4,7 +4,8 @@ use super::batch::Batch;
 use super::contacts::push_contact_search;
 use super::intake::push_release;
 use super::rows::{AssignmentRow, Col, IdentityRow, InteractionRow, LEAD_SELECT, LeadRow, Sql};
-use super::{Result, Store, StoreError, Tx};
+use super::{Result, Store, StoreError, Tx, new_id};
+use crate::domain::Status;
 
 #[derive(Debug, Clone, Default)]
 pub struct LeadFilter {
@@ -111,6 +112,16 @@ impl Store {
     }
 }
 
+/// A validated status change, as [`Tx::set_status`] applies it.
+#[derive(Debug, Clone, Copy)]
+pub struct StatusChange<'a> {
+    pub to: Status,
+    pub lost_reason: Option<&'a str>,
+    pub lost_note: Option<&'a str>,
+    /// `admin`, `rep:<id>`, `scheduler`.
+    pub actor: Option<&'a str>,
+}
+
 impl Tx {
     /// The lead, locked for this transaction on PostgreSQL.
     pub async fn lead_for_update(&mut self, id: &str) -> Result<LeadRow> {
@@ -123,26 +134,39 @@ impl Tx {
         LeadRow::from_row(&row)
     }
 
-    /// Applies a validated status change. Closing frees the owner's capacity; reopening takes
-    /// it again (the rep may go above capacity: reopening is a deliberate human decision).
-    pub async fn set_status(
-        &mut self,
-        lead: &LeadRow,
-        to: &str,
-        lost_reason: Option<&str>,
-        open: bool,
-        now: i64,
-    ) -> Result<()> {
+    /// Applies a validated status change and records it (the funnel counts every stage a lead
+    /// reached). Closing frees the owner's capacity; reopening takes it again (the rep may go
+    /// above capacity: reopening is a deliberate human decision).
+    pub async fn set_status(&mut self, lead: &LeadRow, change: &StatusChange<'_>, now: i64) -> Result<()> {
         let was_open = lead.closed_at.is_none();
+        let open = change.to.is_open();
         let closed_at = if open { None } else { lead.closed_at.or(Some(now)) };
-        sqlx::query("UPDATE leads SET status = $1, lost_reason = $2, closed_at = $3, updated_at = $4 WHERE id = $5")
-            .bind(to.to_owned())
-            .bind(lost_reason.map(str::to_owned))
-            .bind(closed_at)
-            .bind(now)
+        sqlx::query(
+            "UPDATE leads SET status = $1, lost_reason = $2, lost_note = $3, closed_at = $4, updated_at = $5, \
+             last_activity_at = $5 WHERE id = $6",
+        )
+        .bind(change.to.as_str())
+        .bind(change.lost_reason.map(str::to_owned))
+        .bind(change.lost_note.map(str::to_owned))
+        .bind(closed_at)
+        .bind(now)
+        .bind(lead.id.clone())
+        .execute(&mut *self.tx)
+        .await?;
+        if lead.status != change.to.as_str() {
+            sqlx::query(
+                "INSERT INTO status_changes (id, lead_id, from_status, to_status, actor, at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(new_id())
             .bind(lead.id.clone())
+            .bind(lead.status.clone())
+            .bind(change.to.as_str())
+            .bind(change.actor.map(str::to_owned))
+            .bind(now)
             .execute(&mut *self.tx)
             .await?;
+        }
         if let Some(owner) = &lead.owner {
             if was_open && !open {
                 let mut b = Batch::new();
@@ -165,13 +189,16 @@ impl Tx {
         note: Option<&str>,
         now: i64,
     ) -> Result<()> {
-        sqlx::query("UPDATE leads SET next_action_at = $1, next_action_note = $2, updated_at = $3 WHERE id = $4")
-            .bind(at)
-            .bind(note.map(str::to_owned))
-            .bind(now)
-            .bind(lead_id)
-            .execute(&mut *self.tx)
-            .await?;
+        sqlx::query(
+            "UPDATE leads SET next_action_at = $1, next_action_note = $2, updated_at = $3, last_activity_at = $3 \
+             WHERE id = $4",
+        )
+        .bind(at)
+        .bind(note.map(str::to_owned))
+        .bind(now)
+        .bind(lead_id)
+        .execute(&mut *self.tx)
+        .await?;
         Ok(())
     }
 

@@ -5,6 +5,8 @@
 
 mod batch;
 mod contacts;
+mod followup;
+mod history;
 mod inbound;
 mod intake;
 mod leads;
@@ -27,11 +29,13 @@ use sqlx::{Any, AnyPool, ConnectOptions, Executor, SqlSafeStr, Transaction};
 
 pub(crate) use batch::{Batch, BatchRows};
 pub use contacts::{ContactDetail, ContactSummary, MergeOutcome};
+pub use followup::DueLead;
+pub use history::{StatusChangeRow, TaskPatch, TaskRow};
 pub use inbound::{InboundItem, InboundMeta, InboundRecord};
 pub(crate) use inbound::{mark_deliverable, mark_undeliverable, outbox_row};
 pub use intake::{ContextQueries, IntakeWrite, NewEvent, NewInteraction, SeenItem, TeamRef};
 pub(crate) use intake::{assignment_writes, context_reads, intake_writes, parse_context, parse_team, team_reads};
-pub use leads::LeadFilter;
+pub use leads::{LeadFilter, StatusChange};
 pub use mailboxes::Cursor;
 pub(crate) use mailboxes::cursor_write;
 pub use outbox::{OutboxMessage, OutboxRow};
@@ -115,6 +119,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "email", include_str!("../../migrations/sqlite/0003_email.sql")),
     (4, "email notifications", include_str!("../../migrations/sqlite/0004_email_notifications.sql")),
     (5, "telegram reps", include_str!("../../migrations/sqlite/0005_telegram_reps.sql")),
+    (6, "follow up", include_str!("../../migrations/sqlite/0006_follow_up.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
@@ -122,6 +127,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "email", include_str!("../../migrations/postgres/0003_email.sql")),
     (4, "email notifications", include_str!("../../migrations/postgres/0004_email_notifications.sql")),
     (5, "telegram reps", include_str!("../../migrations/postgres/0005_telegram_reps.sql")),
+    (6, "follow up", include_str!("../../migrations/postgres/0006_follow_up.sql")),
 ];
 
 impl Store {

@@ -90,6 +90,7 @@ pub struct LeadRow {
     pub country: Option<String>,
     pub status: String,
     pub lost_reason: Option<String>,
+    pub lost_note: Option<String>,
     pub team_id: Option<String>,
     pub owner: Option<OwnerRef>,
     pub assigned_at: Option<i64>,
@@ -106,7 +107,7 @@ pub struct LeadRow {
 
 pub(crate) const LEAD_SELECT: &str = "SELECT l.id, l.contact_id, c.name AS contact_name, l.channel, l.source_form, \
      l.source_mailbox, l.source_bot, l.utm_source, l.utm_medium, l.utm_campaign, l.utm_term, l.utm_content, \
-     l.referrer, l.language, l.country, l.status, l.lost_reason, l.team_id, l.owner_id, r.name AS owner_name, \
+     l.referrer, l.language, l.country, l.status, l.lost_reason, l.lost_note, l.team_id, l.owner_id, r.name AS owner_name, \
      l.assigned_at, l.accepted_at, l.first_response_at, l.next_action_at, l.next_action_note, \
      l.last_activity_at, l.custom_fields, l.closed_at, l.created_at, l.updated_at \
      FROM leads l JOIN contacts c ON c.id = l.contact_id LEFT JOIN reps r ON r.id = l.owner_id";
@@ -133,6 +134,7 @@ impl LeadRow {
             country: row.col("country")?,
             status: row.col("status")?,
             lost_reason: row.col("lost_reason")?,
+            lost_note: row.col("lost_note")?,
             team_id: row.col("team_id")?,
             owner: owner_id.map(|id| OwnerRef { name: owner_name.unwrap_or_else(|| id.clone()), id }),
             assigned_at: row.col("assigned_at")?,

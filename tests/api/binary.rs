@@ -17,14 +17,14 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
-struct Service {
+pub(crate) struct Service {
     child: Child,
-    base: String,
+    pub base: String,
 }
 
 impl Service {
     /// Starts `leadrouter serve` with `config` (TOML) against `db`, and waits until it answers.
-    async fn start(db: &TestDb, config: &str) -> Service {
+    pub(crate) async fn start(db: &TestDb, config: &str) -> Service {
         let port = free_port();
         let path = db.dir().join(format!("leadrouter-{port}.toml"));
         std::fs::write(&path, config).expect("write config");
@@ -54,7 +54,7 @@ impl Service {
         panic!("leadrouter did not become ready at {}", self.base);
     }
 
-    fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -35,7 +35,7 @@ async fn a_rep_token_sees_and_changes_only_that_reps_leads(db: Db) {
             "anna-token",
             Method::PATCH,
             &format!("/api/v1/leads/{anna_lead}"),
-            &json!({"status": "qualification"}),
+            &json!({"status": "qualification", "next_action_at": "2030-01-02T09:00:00Z"}),
         )
         .await;
     assert_eq!((status, lead["status"].as_str()), (StatusCode::OK, Some("qualification")));
@@ -63,6 +63,9 @@ async fn status_rules_closing_and_reopening(db: Db) {
         (json!({"next_action_at": "tomorrow"}), "RFC 3339"),
         (json!({"stauts": "won"}), "unknown field"),
         (json!({"owner": "ghost"}), "not a rep"),
+        (json!({"status": "qualification"}), "needs a `next_action_at`"),
+        (json!({"status": "lost", "lost_reason": "price"}), "not one of the configured reasons: too expensive"),
+        (json!({"status": "lost", "lost_reason": "other"}), "needs a `lost_note`"),
     ] {
         let (status, err) = app.patch(&path, body.clone()).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {err}");
@@ -89,7 +92,16 @@ async fn status_rules_closing_and_reopening(db: Db) {
     assert_ne!(newer, id);
     let (status, err) = app.patch(&path, json!({"status": "qualification"})).await;
     assert_eq!((status, error_code(&err)), (StatusCode::CONFLICT, "conflict"), "two open leads for one person");
-    app.patch(&format!("/api/v1/leads/{newer}"), json!({"status": "lost", "lost_reason": "duplicate"})).await;
+    let (status, dup) = app
+        .patch(
+            &format!("/api/v1/leads/{newer}"),
+            json!({"status": "lost", "lost_reason": "Other", "lost_note": "asked twice"}),
+        )
+        .await;
+    assert_eq!(
+        (status, &dup["lost_reason"], &dup["lost_note"]),
+        (StatusCode::OK, &json!("other"), &json!("asked twice"))
+    );
     let (status, lead) = app.patch(&path, json!({"status": "qualification"})).await;
     assert_eq!(status, StatusCode::OK, "{lead}");
     assert!(lead["closed_at"].is_null() && lead["lost_reason"].is_null());
@@ -307,3 +319,88 @@ async fn the_summary_counts_what_happened(db: Db) {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 }
 both!(the_summary_counts_what_happened);
+
+async fn history_tasks_and_handing_a_lead_over(db: Db) {
+    let app = TestApp::spawn(db, "").await;
+    let id = app.submit("contact", json!({"email": "plan@example.com", "name": "Pavel"})).await;
+    let path = format!("/api/v1/leads/{id}");
+    let owner = app.lead(&id).await["owner"]["id"].as_str().expect("owner").to_owned();
+    let token = format!("{owner}-token");
+
+    // Every status change is kept: who, when, from, to.
+    let (status, _) = app
+        .send_as(
+            &token,
+            Method::PATCH,
+            &path,
+            &json!({"status": "qualification", "next_action_at": "2030-01-02T09:00:00Z"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    app.patch(&path, json!({"status": "proposal_sent"})).await;
+    let lead = app.lead(&id).await;
+    let changes: Vec<(&str, &str, &str)> = lead["status_changes"]
+        .as_array()
+        .expect("status_changes")
+        .iter()
+        .map(|c| (c["from"].as_str().unwrap_or(""), c["to"].as_str().unwrap_or(""), c["actor"].as_str().unwrap_or("")))
+        .collect();
+    let by_owner = format!("rep:{owner}");
+    assert_eq!(changes, [("new", "qualification", by_owner.as_str()), ("qualification", "proposal_sent", "admin")]);
+
+    // Tasks: the owner adds and completes them; another rep does not even see the lead's.
+    let (status, task) = app
+        .send_as(
+            &token,
+            Method::POST,
+            &format!("{path}/tasks"),
+            &json!({"title": " Send the contract ", "due_at": "2030-01-03T10:00:00Z"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{task}");
+    assert_eq!(
+        (&task["title"], &task["due_at"], &task["done_at"]),
+        (&json!("Send the contract"), &json!("2030-01-03T10:00:00Z"), &Value::Null)
+    );
+    let task_path = format!("{path}/tasks/{}", task["id"].as_str().expect("id"));
+    let other = if owner == "anna" { "ben-token" } else { "anna-token" };
+    let (status, _) = app.send_as(other, Method::PATCH, &task_path, &json!({"done": true})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, done) = app.send_as(&token, Method::PATCH, &task_path, &json!({"done": true})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(done["done_at"].is_string());
+    for bad in [json!({"title": ""}), json!({"title": "x", "due_at": "soon"}), json!({"title": "x", "owner": "ben"})] {
+        let (status, _) = app.send_as(&token, Method::POST, &format!("{path}/tasks"), &bad).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    }
+    let (status, _) = app.send_as(&token, Method::PATCH, &format!("{path}/tasks/nope"), &json!({"done": true})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(app.lead(&id).await["tasks"].as_array().map(Vec::len), Some(1));
+
+    // Handing over with a reason: the assignment's event keeps it, and the rep it leaves hears.
+    let next = if owner == "anna" { "ben" } else { "anna" };
+    let (status, lead) = app.patch(&path, json!({"owner": next, "reassign_note": "Ben speaks Polish"})).await;
+    assert_eq!((status, lead["owner"]["id"].as_str()), (StatusCode::OK, Some(next)));
+    let events: Vec<String> = sqlx::query_scalar("SELECT data FROM events WHERE lead_id = $1 ORDER BY at, type")
+        .bind(&id)
+        .fetch_all(&app.store().reader_pool())
+        .await
+        .expect("events");
+    let events: Vec<Value> = events.iter().map(|e| serde_json::from_str(e).expect("json")).collect();
+    let assigned = events.iter().rfind(|e| e["type"] == "lead.assigned").expect("assigned");
+    assert_eq!(
+        (&assigned["data"]["reason"], &assigned["data"]["note"]),
+        (&json!("manual"), &json!("Ben speaks Polish"))
+    );
+    let left = events.iter().find(|e| e["type"] == "lead.reassigned_away").expect("the previous owner's event");
+    assert_eq!(left["data"]["rep"], owner.as_str());
+    assert!(
+        left["data"]["alert"]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("Pavel was handed over to") && t.ends_with(": Ben speaks Polish")),
+        "{left}"
+    );
+    let (status, _) = app.patch(&path, json!({"reassign_note": "no owner given"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+both!(history_tasks_and_handing_a_lead_over);

@@ -6,6 +6,7 @@ mod binary;
 mod concurrency;
 mod contacts;
 mod email;
+mod followup;
 mod forms;
 mod leads;
 mod providers;

@@ -194,13 +194,29 @@ async fn reps_work_their_leads_with_commands_and_buttons(db: Db) {
     let detail = said(before + 2).await;
     assert!(text(&detail).starts_with("📄 Lead: Иван Петров") && text(&detail).contains("→ Здравствуйте"), "{detail}");
     bot.push(says(owner, 12, &format!("/status {short} negotiation"), None));
-    let done = said(before + 3).await;
+    let refused = said(before + 3).await;
+    assert!(
+        text(&refused).starts_with(&format!("negotiation needs a next step first: /next {short} <when>")),
+        "{refused}"
+    );
+    assert_eq!(app.lead(&id).await["status"], "new", "an open lead past new carries its next step");
+    bot.push(says(owner, 13, &format!("/next {short} 2d send the price list"), None));
+    let next = said(before + 4).await;
+    assert!(
+        text(&next).starts_with("Иван Петров: next step on ") && text(&next).ends_with(": send the price list."),
+        "{next}"
+    );
+    assert_eq!(app.lead(&id).await["next_action_note"], "send the price list");
+    bot.push(says(owner, 14, &format!("/status {short} negotiation"), None));
+    let done = said(before + 5).await;
     assert_eq!(text(&done), "Иван Петров: negotiation.");
     assert_eq!(app.lead(&id).await["status"], "negotiation");
-    bot.push(says(owner, 13, &format!("/status {short} flying"), None));
-    assert!(text(&said(before + 4).await).contains("unknown status `flying`"));
-    bot.push(says(owner, 14, "/status 00000000 won", None));
-    assert!(text(&said(before + 5).await).contains("no lead 00000000"));
+    bot.push(says(owner, 15, &format!("/status {short} flying"), None));
+    assert!(text(&said(before + 6).await).contains("unknown status `flying`"));
+    bot.push(says(owner, 16, "/status 00000000 won", None));
+    assert!(text(&said(before + 7).await).contains("no lead 00000000"));
+    bot.push(says(owner, 17, &format!("/next {short} someday"), None));
+    assert!(text(&said(before + 8).await).starts_with("`someday` is not a time"));
     assert_eq!(app.lead(&id).await["status"], "negotiation", "refused commands change nothing");
 
     // Lost…: the reasons replace the buttons; one of them closes the lead.
@@ -211,11 +227,11 @@ async fn reps_work_their_leads_with_commands_and_buttons(db: Db) {
     assert_eq!(buttons(&reasons).last().cloned(), Some(format!("back:{id}")));
     bot.push(press(owner, owner.0, card_id, &format!("lr:{id}:0")));
     eventually(10, || async { app.lead(&id).await["status"] == "lost" }).await;
-    assert_eq!(app.lead(&id).await["lost_reason"], "No budget");
+    assert_eq!(app.lead(&id).await["lost_reason"], "too expensive", "pipeline.lost_reasons, first one");
     let answers = calls_now(&bot, "answercallbackquery", 2).await;
-    assert_eq!(text(&answers[1]), "Marked lost: No budget.");
+    assert_eq!(text(&answers[1]), "Marked lost: too expensive.");
     let closed = call(&bot, "editmessagetext", |c| c["message_id"] == card_id).await;
-    assert!(text(&closed).contains("lost (No budget)") && buttons(&closed).is_empty(), "{closed}");
+    assert!(text(&closed).contains("lost (too expensive)") && buttons(&closed).is_empty(), "{closed}");
     // The old buttons are stale now, and say so.
     bot.push(press(owner, owner.0, card_id, &format!("take:{id}")));
     let stale = calls_now(&bot, "answercallbackquery", 3).await.remove(2);
@@ -225,7 +241,7 @@ async fn reps_work_their_leads_with_commands_and_buttons(db: Db) {
     let stranger = calls_now(&bot, "answercallbackquery", 4).await.remove(3);
     assert!(text(&stranger).contains("Only linked reps"), "{stranger}");
     let refused = app.count("SELECT COUNT(*) FROM inbound_items WHERE reason = 'refused'").await;
-    assert_eq!(refused, 4, "refusals are recorded with the update");
+    assert_eq!(refused, 6, "refusals are recorded with the update");
 }
 both!(reps_work_their_leads_with_commands_and_buttons);
 

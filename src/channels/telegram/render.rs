@@ -191,10 +191,20 @@ fn buttons(lead: &LeadRow, view: View, viewer: Option<&str>) -> Keyboard {
     }
 }
 
+/// "no_response" → "No response": reasons are written for analytics, buttons for people.
+fn reason_label(reason: &str) -> String {
+    let spaced = reason.replace('_', " ");
+    let mut chars = spaced.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
 /// The keyboard after "Lost…": one reason a row, and the way back.
 pub fn lost_reasons(lead_id: &str, reasons: &[String]) -> Keyboard {
-    let mut rows: Keyboard =
-        reasons.iter().enumerate().map(|(n, r)| vec![button(r, Action::LostReason(lead_id.to_owned(), n))]).collect();
+    let mut rows: Keyboard = reasons
+        .iter()
+        .enumerate()
+        .map(|(n, r)| vec![button(&reason_label(r), Action::LostReason(lead_id.to_owned(), n))])
+        .collect();
     rows.push(vec![button("↩ Back", Action::Back(lead_id.to_owned()))]);
     rows
 }
@@ -213,6 +223,24 @@ pub fn lead_list(leads: &[LeadRow]) -> String {
     truncate(&text, MAX_TEXT)
 }
 
+/// A rep's "when": in `2h` / `3d` (from `now`), on a date, or at an RFC 3339 time.
+pub fn parse_when(text: &str, now: jiff::Timestamp) -> Option<jiff::Timestamp> {
+    if let Ok(d) = humantime::parse_duration(text) {
+        let d = jiff::SignedDuration::try_from(d).ok()?;
+        return now.checked_add(d).ok();
+    }
+    crate::settings::parse_instant(text)
+}
+
+/// "on 2026-12-01 10:00 UTC: call back".
+pub fn when(at: i64, note: Option<&str>) -> String {
+    let at = crate::store::from_ms(at).strftime("%Y-%m-%d %H:%M UTC");
+    match note {
+        Some(n) => format!("on {at}: {n}"),
+        None => format!("on {at}"),
+    }
+}
+
 pub fn help(rep_name: &str) -> String {
     format!(
         "You are linked as {rep_name}. New leads and their messages arrive here.\n\n\
@@ -220,7 +248,8 @@ pub fn help(rep_name: &str) -> String {
          /leads — your open leads\n\
          /lead <id> — one lead with its conversation\n\
          /status <id> <status> [reason] — new, qualification, proposal_sent, negotiation, \
-         waiting_response, won, lost (with a reason)"
+         waiting_response, won, lost (with a reason)\n\
+         /next <id> <when> [what] — the next step: in 2h or 3d, or on 2026-12-01"
     )
 }
 
@@ -302,6 +331,7 @@ mod tests {
             country: None,
             status: "new".into(),
             lost_reason: None,
+            lost_note: None,
             team_id: Some("sales".into()),
             owner: None,
             assigned_at: None,

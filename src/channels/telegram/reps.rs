@@ -11,7 +11,7 @@ use super::outgoing::{self, Outgoing};
 use super::parse::{ProspectMessage, TgUser};
 use super::render::{self, Action, View};
 use super::{TelegramChannel, TelegramError, message_key};
-use crate::domain::lead::Status;
+use crate::domain::lead::{LeadRuleError, Status};
 use crate::domain::routing::Strategy;
 use crate::events::{self, LEAD_ASSIGNED, LEAD_MESSAGE};
 use crate::pipeline::{Actor, LeadUpdate, PipelineError};
@@ -70,6 +70,14 @@ enum Work<'a> {
         rep: &'a RepRecord,
         message: &'a ProspectMessage,
         lead_id: Option<String>,
+    },
+    /// `/next`: the lead's next step.
+    Next {
+        rep: &'a RepRecord,
+        lead_id: String,
+        at: i64,
+        note: Option<String>,
+        chat: i64,
     },
 }
 
@@ -169,6 +177,19 @@ impl TelegramChannel {
                 })
             }
             Work::Relay { rep, message, lead_id } => self.relay(tx, rep, message, lead_id.as_deref(), now).await,
+            Work::Next { rep, lead_id, at, note, chat } => {
+                let refuse = |text: String| Refusal::Said(vec![Outgoing::Text { chat: *chat, text }]);
+                let lead = tx.lead_for_update(lead_id).await?;
+                let update = LeadUpdate {
+                    next_action_at: Some(Some(*at)),
+                    next_action_note: Some(note.clone()),
+                    ..Default::default()
+                };
+                self.change(tx, rep, &lead, &update, now).await.map_err(refuse)?;
+                let who = lead.contact_name.clone().unwrap_or_else(|| "The lead".into());
+                let text = format!("{who}: next step {}.", render::when(*at, note.as_deref()));
+                Ok(Done { lead_id: Some(lead.id), out: vec![Outgoing::Text { chat: *chat, text }], ..Done::default() })
+            }
         }
     }
 
@@ -270,7 +291,7 @@ impl TelegramChannel {
                 return Err(refuse(self.not_yours(&lead)));
             }
             Action::Lost(_) => {
-                let reasons = &self.intake.settings.telegram.lost_reasons;
+                let reasons = &self.intake.settings.telegram_lost_reasons();
                 if let Some((chat, message)) = at {
                     let buttons = render::lost_reasons(&lead.id, reasons);
                     done.out.push(Outgoing::EditButtons { chat, message, buttons });
@@ -282,7 +303,7 @@ impl TelegramChannel {
                 done.out.push(answer(""));
             }
             Action::LostReason(_, n) => {
-                let Some(reason) = self.intake.settings.telegram.lost_reasons.get(*n) else {
+                let Some(reason) = self.intake.settings.telegram_lost_reasons().get(*n).cloned() else {
                     return Err(refuse("This button is out of date.".into()));
                 };
                 let update =
@@ -350,6 +371,13 @@ impl TelegramChannel {
             Ok(freed) => Ok(freed),
             Err(PipelineError::NotFound(_)) => Err(self.not_yours(lead)),
             Err(PipelineError::Store(e)) => Err(format!("storage: {e}")),
+            Err(PipelineError::Rule(LeadRuleError::NextActionRequired(status))) => {
+                let id = render::short_id(&lead.id);
+                Err(format!(
+                    "{} needs a next step first: /next {id} <when> [what], e.g. /next {id} 2d call back",
+                    status.as_str().replace('_', " ")
+                ))
+            }
             Err(e) => Err(e.to_string()),
         }
     }
@@ -393,6 +421,19 @@ impl TelegramChannel {
                     (Ok(lead_id), Ok(status)) => Work::Status { rep, lead_id, status, reason, chat },
                     (Err(why), _) => Work::Refuse(text(why)),
                     (_, Err(e)) => Work::Refuse(text(format!("{e}. Usage: /status <id> <status> [reason]"))),
+                }
+            }
+            Some(("next", args)) => {
+                let mut words = args.split_whitespace();
+                let (typed, when) = (words.next().unwrap_or_default(), words.next().unwrap_or_default());
+                let note = Some(words.collect::<Vec<_>>().join(" ")).filter(|n| !n.is_empty());
+                match (self.find_lead(rep, typed).await?, render::parse_when(when, jiff::Timestamp::now())) {
+                    (Ok(lead_id), Some(at)) => Work::Next { rep, lead_id, at: ms(at), note, chat },
+                    (Err(why), _) => Work::Refuse(text(why)),
+                    (_, None) => Work::Refuse(text(format!(
+                        "`{when}` is not a time. Usage: /next <id> <when> [what], where <when> is 2h, 3d, \
+                         2026-12-01 or 2026-12-01T10:00:00Z"
+                    ))),
                 }
             }
             Some((other, _)) => Work::Refuse(text(format!("Unknown command /{other}.\n\n{}", render::help(&rep.name)))),

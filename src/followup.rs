@@ -1,0 +1,213 @@
+//! The scheduler's follow-up jobs: remind owners of next actions that fell due, report leads
+//! gone quiet, close leads nobody answers (when configured), and send managers their daily
+//! digest. Each job is one transaction over a batch of due leads; what it did is marked on the
+//! lead in that transaction, so a crash repeats nothing twice and loses nothing, and instances
+//! running the same job split the batch (`SKIP LOCKED`) instead of repeating it.
+
+use serde_json::json;
+
+use crate::domain::followup::{self, Alert};
+use crate::domain::lead::Status;
+use crate::events::{self, DIGEST_DAILY, LEAD_NEXT_ACTION_DUE, LEAD_STALE, LEAD_STATUS_CHANGED};
+use crate::intake::Intake;
+use crate::settings::NO_RESPONSE;
+use crate::store::{DueLead, StatusChange, StoreError, from_ms, ms, retry_pause};
+
+/// Leads handled per job and transaction; the next tick takes the rest.
+const BATCH: i64 = 100;
+const ATTEMPTS: usize = 8;
+/// Without `auto_lost_after`, how long the last unanswered attempt is given before closing.
+const ATTEMPT_GRACE_MS: i64 = 3 * 24 * 3600 * 1000;
+pub const SCHEDULER: &str = "scheduler";
+
+/// What one round did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FollowUp {
+    pub reminded: usize,
+    pub stale: usize,
+    pub auto_lost: usize,
+    pub digests: usize,
+}
+
+fn who(lead: &DueLead) -> &str {
+    lead.contact_name.as_deref().unwrap_or("a lead")
+}
+
+fn alert_data(lead_id: Option<&str>, alert: &Alert) -> serde_json::Value {
+    match lead_id {
+        Some(id) => json!({"lead": {"id": id}, "alert": alert}),
+        None => json!({"alert": alert}),
+    }
+}
+
+impl Intake {
+    /// One round of every follow-up job.
+    pub async fn follow_up(&self) -> Result<FollowUp, StoreError> {
+        let done = FollowUp {
+            reminded: self.retrying(|| self.remind_due()).await?,
+            stale: self.retrying(|| self.report_stale()).await?,
+            auto_lost: self.retrying(|| self.close_unanswered()).await?,
+            digests: self.retrying(|| self.send_digests()).await?,
+        };
+        if done != FollowUp::default() {
+            self.outbox_wakeup.notify_one();
+            tracing::info!(?done, "follow-up");
+        }
+        if done.auto_lost > 0 {
+            self.assign_waiting().await?;
+        }
+        Ok(done)
+    }
+
+    async fn retrying<F, Fut>(&self, job: F) -> Result<usize, StoreError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<usize, StoreError>>,
+    {
+        for attempt in 0.. {
+            match job().await {
+                Err(StoreError::Retry) if attempt + 1 < ATTEMPTS => tokio::time::sleep(retry_pause(attempt)).await,
+                other => return other,
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    /// The team's manager, if it has one.
+    fn manager_of(&self, team_id: Option<&str>) -> Option<&str> {
+        team_id.and_then(|t| self.settings.team(t)).and_then(|t| t.manager.as_deref())
+    }
+
+    async fn remind_due(&self) -> Result<usize, StoreError> {
+        let now = ms(jiff::Timestamp::now());
+        let mut tx = self.store.begin().await?;
+        let due = tx.due_reminders(now, BATCH).await?;
+        for lead in &due {
+            tx.mark_reminded(lead).await?;
+            let at = lead.next_action_at.unwrap_or(now);
+            let alert = followup::reminder(who(lead), lead.next_action_note.as_deref(), at);
+            let mut data = alert_data(Some(&lead.id), &alert);
+            data["next_action_at"] = json!(from_ms(at).to_string());
+            let mut event =
+                events::lead_event(&self.settings, LEAD_NEXT_ACTION_DUE, &lead.id, Some(SCHEDULER), data, now);
+            if let Some(owner) = &lead.owner_id {
+                events::alert_rep(&mut event, &self.settings, owner);
+            }
+            tx.record_events(&[event]).await?;
+        }
+        tx.commit().await?;
+        Ok(due.len())
+    }
+
+    async fn report_stale(&self) -> Result<usize, StoreError> {
+        let Some(after) = self.settings.pipeline.stale_after else { return Ok(0) };
+        let now = ms(jiff::Timestamp::now());
+        let mut tx = self.store.begin().await?;
+        let stale = tx.stale_leads(now - after.as_millis_i64(), BATCH).await?;
+        for lead in &stale {
+            tx.mark_stale(lead).await?;
+            let owner = lead.owner_id.as_deref();
+            let alert =
+                followup::stale(who(lead), &lead.status, lead.owner_name.as_deref(), now - lead.last_activity_at);
+            let data = alert_data(Some(&lead.id), &alert);
+            let mut event = events::lead_event(&self.settings, LEAD_STALE, &lead.id, Some(SCHEDULER), data, now);
+            let manager = self.manager_of(lead.team_id.as_deref());
+            for rep in owner.into_iter().chain(manager.filter(|m| Some(*m) != owner)) {
+                events::alert_rep(&mut event, &self.settings, rep);
+            }
+            tx.record_events(&[event]).await?;
+        }
+        tx.commit().await?;
+        Ok(stale.len())
+    }
+
+    /// `auto_lost_after` in `waiting_response`, or `auto_lost_attempts` unanswered messages:
+    /// closed as lost with `no_response`. Off unless configured.
+    async fn close_unanswered(&self) -> Result<usize, StoreError> {
+        let p = &self.settings.pipeline;
+        if p.auto_lost_after.is_none() && p.auto_lost_attempts.is_none() {
+            return Ok(0);
+        }
+        let now = ms(jiff::Timestamp::now());
+        let mut tx = self.store.begin().await?;
+        let mut due = Vec::new();
+        if let Some(after) = p.auto_lost_after {
+            for lead in tx.waiting_too_long(now - after.as_millis_i64(), BATCH).await? {
+                let why =
+                    format!("waiting for a response for over {}", followup::rough_duration(after.as_millis_i64()));
+                due.push((lead, why));
+            }
+        }
+        if let Some(attempts) = p.auto_lost_attempts {
+            let grace = p.auto_lost_after.map_or(ATTEMPT_GRACE_MS, |d| d.as_millis_i64());
+            for lead in tx.unanswered(i64::from(attempts), now - grace, BATCH).await? {
+                if !due.iter().any(|(d, _)| d.id == lead.id) {
+                    due.push((lead, format!("{attempts} messages in a row went unanswered")));
+                }
+            }
+        }
+        for (due_lead, why) in &due {
+            let lead = tx.lead_for_update(&due_lead.id).await?;
+            let change = StatusChange {
+                to: Status::Lost,
+                lost_reason: Some(NO_RESPONSE),
+                lost_note: Some(why),
+                actor: Some(SCHEDULER),
+            };
+            tx.set_status(&lead, &change, now).await?;
+            let alert = followup::auto_lost(who(due_lead), why);
+            let mut data = alert_data(Some(&lead.id), &alert);
+            data["from"] = json!(lead.status);
+            data["to"] = json!(Status::Lost.as_str());
+            data["lost_reason"] = json!(NO_RESPONSE);
+            data["lost_note"] = json!(why);
+            let mut event =
+                events::lead_event(&self.settings, LEAD_STATUS_CHANGED, &lead.id, Some(SCHEDULER), data, now);
+            if let Some(owner) = &lead.owner {
+                events::alert_rep(&mut event, &self.settings, &owner.id);
+            }
+            events::announce(&mut event, &self.settings, lead.team_id.as_deref());
+            tx.record_events(&[event]).await?;
+        }
+        tx.commit().await?;
+        Ok(due.len())
+    }
+
+    /// Each manager's digest, once per local day after `pipeline.digest_at`.
+    async fn send_digests(&self) -> Result<usize, StoreError> {
+        let Some(at) = followup::parse_clock(&self.settings.pipeline.digest_at) else { return Ok(0) };
+        let now = jiff::Timestamp::now();
+        let mut managers: Vec<&str> = self.settings.teams.iter().filter_map(|t| t.manager.as_deref()).collect();
+        managers.sort_unstable();
+        managers.dedup();
+        let mut sent = 0;
+        for manager in managers {
+            let Some(rep) = self.store.rep(manager).await? else { continue };
+            let tz = rep.timezone.as_deref().and_then(|t| jiff::tz::TimeZone::get(t).ok());
+            let Some(due) = followup::digest_due(now, &tz.unwrap_or(jiff::tz::TimeZone::UTC), at) else { continue };
+            let teams: Vec<String> = self
+                .settings
+                .teams
+                .iter()
+                .filter(|t| t.manager.as_deref() == Some(manager))
+                .map(|t| t.id.clone())
+                .collect();
+            let mut tx = self.store.begin().await?;
+            if !tx.claim_digest(manager, &due.day, ms(now)).await? {
+                continue;
+            }
+            let quiet_since = self.settings.pipeline.stale_after.map(|d| ms(now) - d.as_millis_i64());
+            let counts = tx.digest_counts(&teams, (due.from, due.to), ms(now), quiet_since).await?;
+            let alert = followup::digest(&due.day, &teams, &counts);
+            let data = json!({"manager": manager, "day": due.day, "teams": teams, "alert": alert,
+                "counts": {"new": counts.new, "unassigned": counts.unassigned, "overdue": counts.overdue,
+                           "stale": counts.stale, "won": counts.won, "lost": counts.lost}});
+            let mut event = events::event(&self.settings, DIGEST_DAILY, Some(SCHEDULER), data, ms(now));
+            events::alert_rep(&mut event, &self.settings, manager);
+            tx.record_events(&[event]).await?;
+            tx.commit().await?;
+            sent += 1;
+        }
+        Ok(sent)
+    }
+}
