@@ -21,7 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(summary))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct Range {
     /// Start (inclusive), RFC 3339 or a date. Default: 30 days before `to`.
@@ -73,6 +73,11 @@ async fn summary(
     ApiQuery(range): ApiQuery<Range>,
 ) -> ApiResult<axum::Json<SummaryView>> {
     caller.require_admin()?;
+    Ok(axum::Json(summary_view(&state, &range).await?))
+}
+
+/// The summary for `range`, as the API returns it (the dashboard renders the same).
+pub(crate) async fn summary_view(state: &AppState, range: &Range) -> ApiResult<SummaryView> {
     let to = match &range.to {
         Some(t) => parse_time("to", t)?,
         None => ms(jiff::Timestamp::now()),
@@ -89,7 +94,7 @@ async fn summary(
         .iter()
         .map(|st| (st.as_str().to_owned(), s.by_status.get(st.as_str()).copied().unwrap_or(0)))
         .collect();
-    Ok(axum::Json(SummaryView {
+    Ok(SummaryView {
         from: ts(from),
         to: ts(to),
         leads: LeadCounts { total: s.total, by_channel: s.by_channel, by_source: s.by_source },
@@ -108,5 +113,5 @@ async fn summary(
             })
             .collect(),
         unassigned: s.unassigned,
-    }))
+    })
 }
