@@ -43,7 +43,7 @@ pub use reps::token_hash;
 pub use reps::{RepPatch, RepRecord, RepSeed};
 pub use rows::{AssignmentRow, IdentityRow, InteractionRow, LeadRow, OwnerRef};
 pub use singleton::SingletonGuard;
-pub use stats::{RepStats, Summary};
+pub use stats::{Bucket, ExportRow, Percentiles, RepStats, SeriesPoint, Summary, SummaryQuery};
 pub use telegram::{TelegramContact, message_ref};
 pub(crate) use writer::{Step, UnitOfWork, retry_pause};
 

@@ -310,7 +310,8 @@ async fn the_summary_counts_what_happened(db: Db) {
     assert_eq!(s["leads"]["by_source"]["google"], 2);
     assert_eq!(s["leads"]["by_source"]["form:contact"], 1);
     assert_eq!(s["funnel"]["won"], 1);
-    assert_eq!(s["funnel"]["new"], 1);
+    assert_eq!(s["funnel"]["new"], 3, "every lead reached new");
+    assert_eq!(s["status_now"]["new"], 1);
     assert_eq!(s["lost_reasons"]["too expensive"], 1);
     assert_eq!(s["unassigned"], 0);
     let won: i64 = s["reps"].as_array().expect("reps").iter().filter_map(|r| r["won"].as_i64()).sum();

@@ -12,6 +12,7 @@ mod leads;
 mod providers;
 mod routing;
 mod smtp_sink;
+mod stats;
 mod telegram;
 mod telegram_fake;
 mod telegram_reps;
