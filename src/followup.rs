@@ -49,6 +49,14 @@ impl Intake {
             auto_lost: self.retrying(|| self.close_unanswered()).await?,
             digests: self.retrying(|| self.send_digests()).await?,
         };
+        for (job, n) in [
+            ("reminder", done.reminded),
+            ("stale", done.stale),
+            ("auto_lost", done.auto_lost),
+            ("digest", done.digests),
+        ] {
+            metrics::counter!("leadrouter_followup_total", "job" => job).increment(n as u64);
+        }
         if done != FollowUp::default() {
             self.outbox_wakeup.notify_one();
             tracing::info!(?done, "follow-up");

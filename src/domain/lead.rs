@@ -244,4 +244,19 @@ mod tests {
         let t = transition(Status::Lost, Status::Qualification, None, None, Rules::default()).expect("valid");
         assert!(t.reopens() && !t.closes());
     }
+
+    proptest::proptest! {
+        /// Reasons are typed by people and clients: any text is refused or becomes a listed
+        /// reason, spelled as listed; nothing panics.
+        #[test]
+        fn any_reason_is_listed_or_refused(reason in "\\PC{0,40}|(?i)(TOO[ _]+expensive|other|no_response) *", note in proptest::option::of("\\PC{0,20}")) {
+            let listed = ["too expensive".to_owned(), "no_response".to_owned(), "other".to_owned()];
+            let rules = Rules { lost_reasons: &listed, require_next_action: true };
+            if let Ok(t) = transition(Status::Negotiation, Status::Lost, Some(&reason), note.as_deref(), rules) {
+                let stored = t.lost_reason.unwrap_or_default();
+                proptest::prop_assert!(listed.contains(&stored));
+                proptest::prop_assert!(stored != "other" || t.lost_note.is_some_and(|n| !n.trim().is_empty()));
+            }
+        }
+    }
 }

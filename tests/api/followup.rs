@@ -328,3 +328,52 @@ async fn two_instances_remind_each_due_lead_once() {
     assert_eq!(reminders(), ids.len(), "each once, though both instances ran the job");
     drop((one, two));
 }
+
+/// Reminders falling due one after another while the service is killed (`kill -9`): after
+/// the restart every due lead has been reminded, none twice.
+async fn kill_dash_nine_while_reminding_loses_and_doubles_nothing(db: Db) {
+    let bot = FakeBot::start().await;
+    let db = TestDb::new(db).await;
+    let config = config(&bot, "", "");
+    let mut service = Service::start(&db, &config).await;
+    let api = Api::new(&service);
+    let n = 30;
+    let mut ids = Vec::new();
+    for i in 0..n {
+        ids.push(api.submit(&format!("crash{i}@example.com"), "Hello").await);
+    }
+    let start = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(2);
+    for (i, id) in (0i64..).zip(&ids) {
+        // Due 100 ms apart, so the scheduler's ticks take a few at a time.
+        let due = (start + jiff::SignedDuration::from_millis(100 * i)).to_string();
+        let (status, body) = api.patch(id, json!({"status": "qualification", "next_action_at": due})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let store = leadrouter::store::Store::connect(&db.url, 2).await.expect("store");
+    let pool = store.reader_pool();
+    let reminded = || async {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE type = 'lead.next_action_due'")
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+        n
+    };
+    eventually(15, || async { reminded().await >= 5 }).await;
+    service.kill9();
+    let at_kill = reminded().await;
+    let service = Service::start(&db, &config).await;
+    eventually(15, || async { reminded().await == n }).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let twice: Vec<String> = sqlx::query_scalar(
+        "SELECT lead_id FROM events WHERE type = 'lead.next_action_due' GROUP BY lead_id HAVING COUNT(*) > 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("duplicates");
+    assert!(twice.is_empty(), "reminded twice: {twice:?}");
+    assert_eq!(reminded().await, n);
+    assert!(at_kill < n, "the kill came while reminders were still falling due ({at_kill} of {n})");
+    store.close().await;
+    drop(service);
+}
+both!(kill_dash_nine_while_reminding_loses_and_doubles_nothing);

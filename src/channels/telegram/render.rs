@@ -453,6 +453,29 @@ mod tests {
             }
             let _ = typed_lead_id(&data);
         }
+
+        /// `/next <when>` is typed by people: anything is a time after now, or refused.
+        #[test]
+        fn any_when_is_a_time_or_refused(when in "\\PC{0,30}|[0-9]{1,12}(s|m|h|d|w|y)|20[0-9]{2}-[0-9]{2}-[0-9]{2}") {
+            let now = jiff::Timestamp::now();
+            if let Some(at) = parse_when(&when, now)
+                && humantime::parse_duration(&when).is_ok()
+            {
+                proptest::prop_assert!(at >= now);
+            }
+        }
+    }
+
+    #[test]
+    fn when_reads_durations_dates_and_times() {
+        let now: jiff::Timestamp = "2026-11-22T10:00:00Z".parse().expect("ts");
+        assert_eq!(parse_when("2h", now), Some("2026-11-22T12:00:00Z".parse().expect("ts")));
+        assert_eq!(parse_when("3d", now), Some("2026-11-25T10:00:00Z".parse().expect("ts")));
+        assert_eq!(parse_when("2026-12-01", now), Some("2026-12-01T00:00:00Z".parse().expect("ts")));
+        assert_eq!(parse_when("2026-12-01T09:30:00Z", now), Some("2026-12-01T09:30:00Z".parse().expect("ts")));
+        for bad in ["someday", "", "-2h", "99999999999999y"] {
+            assert_eq!(parse_when(bad, now), None, "{bad}");
+        }
     }
 
     #[test]
