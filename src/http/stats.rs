@@ -195,14 +195,8 @@ pub(crate) async fn summary_view(state: &AppState, range: &Range) -> ApiResult<S
         })
         .collect();
 
-    let stages = [
-        Status::New,
-        Status::Qualification,
-        Status::ProposalSent,
-        Status::Negotiation,
-        Status::WaitingResponse,
-        Status::Won,
-    ];
+    // The funnel's stages in order; lost is apart (a lead is lost from any stage).
+    let stages: Vec<Status> = Status::ALL.into_iter().filter(|st| *st != Status::Lost).collect();
     let reached = |st: Status| s.reached.get(st.as_str()).copied().unwrap_or(0);
     let mut funnel: BTreeMap<String, i64> = stages.iter().map(|st| (st.as_str().to_owned(), reached(*st))).collect();
     funnel.insert(Status::Lost.as_str().to_owned(), reached(Status::Lost));

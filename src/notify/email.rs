@@ -122,15 +122,10 @@ impl EmailNotifier {
         if let Some(lead) = event["data"]["lead"]["id"].as_str() {
             body.push_str(&format!("\nOpen the lead: {}\n", self.lead_link(lead)));
         }
-        Message::builder()
-            .from(from.clone())
-            .to(to)
-            .subject(subject)
-            .message_id(Some(message_id))
-            .body(body)
-            .map_err(|e| NotifyError::Permanent(e.to_string()))
+        note_to_rep(from, to, subject, message_id, body)
     }
 
+    /// Where a rep opens the lead.
     fn lead_link(&self, lead_id: &str) -> String {
         format!("{}/api/v1/leads/{lead_id}", self.settings.server.public_url.trim_end_matches('/'))
     }
@@ -189,13 +184,7 @@ impl EmailNotifier {
             body.push_str("\n\n");
         }
         body.push_str(&format!("Open the lead: {}\n", self.lead_link(&lead.id)));
-        Message::builder()
-            .from(from.clone())
-            .to(to)
-            .subject(subject)
-            .message_id(Some(message_id))
-            .body(body)
-            .map_err(|e| NotifyError::Permanent(e.to_string()))
+        note_to_rep(from, to, subject, message_id, body)
     }
 
     /// The acknowledgement to a prospect; `Skipped` when that address already got one within
@@ -241,4 +230,21 @@ impl EmailNotifier {
         }
         builder.body(fill(&mailbox.acknowledge_text)).map_err(|e| NotifyError::Permanent(e.to_string()))
     }
+}
+
+/// A plain-text email to a rep.
+fn note_to_rep(
+    from: &Mailbox,
+    to: Mailbox,
+    subject: impl Into<String>,
+    message_id: String,
+    body: String,
+) -> Result<Message, NotifyError> {
+    Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(subject)
+        .message_id(Some(message_id))
+        .body(body)
+        .map_err(|e| NotifyError::Permanent(e.to_string()))
 }
