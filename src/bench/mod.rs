@@ -12,6 +12,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use crate::settings::Settings;
 use crate::store::{Store, new_id};
 
+mod stats;
 mod telegram;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -49,6 +50,12 @@ pub struct BenchArgs {
     pub telegram_updates: usize,
     #[arg(long, default_value_t = 200)]
     pub telegram_samples: usize,
+    /// Instead of form posts: seed this many leads and time the analytics summary and the CSV
+    /// export over them, `stats_samples` requests each.
+    #[arg(long, default_value_t = 0)]
+    pub stats_leads: usize,
+    #[arg(long, default_value_t = 50)]
+    pub stats_samples: usize,
     #[arg(long, default_value = "127.0.0.1")]
     pub imap_host: String,
     #[arg(long, default_value_t = 10143)]
@@ -69,6 +76,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         placement.pin_self();
         let result =
             telegram::run(args.telegram_updates, args.telegram_samples, args.concurrency, &dir, &url, placement).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        return result;
+    }
+    if args.stats_leads > 0 {
+        placement.pin_self();
+        let result = stats::run(args.stats_leads, args.stats_samples, &dir, &url, placement).await;
         let _ = std::fs::remove_dir_all(&dir);
         return result;
     }
@@ -494,12 +507,21 @@ impl Connection {
 
     /// Posts JSON with extra header lines (each ending in CRLF); returns status and body.
     async fn post(&mut self, path: &str, headers: &str, body: &str) -> anyhow::Result<(String, Vec<u8>)> {
-        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
         let request = format!(
             "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\n\r\n{body}",
             self.host,
             body.len()
         );
+        self.exchange(&request).await
+    }
+
+    async fn get(&mut self, path: &str, headers: &str) -> anyhow::Result<(String, Vec<u8>)> {
+        self.exchange(&format!("GET {path} HTTP/1.1\r\nHost: {}\r\n{headers}\r\n", self.host)).await
+    }
+
+    /// Sends a request and reads the response (status and a Content-Length body).
+    async fn exchange(&mut self, request: &str) -> anyhow::Result<(String, Vec<u8>)> {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
         self.stream.write_all(request.as_bytes()).await?;
         self.stream.flush().await?;
         let mut status_line = String::new();

@@ -128,17 +128,44 @@ fn team(q: &mut Sql, s: &SummaryQuery) {
 }
 
 impl Store {
+    /// The queries are independent: they run at once, each on its own pooled connection.
     pub async fn summary(&self, s: &SummaryQuery) -> Result<Summary> {
-        let db = self.reader();
-        let mut out = Summary::default();
+        let (volume, by_status, lost_reasons, reached, mut overall, by_rep, by_channel, reps, now) = tokio::try_join!(
+            self.volume(s),
+            self.status_counts(s),
+            self.lost_reason_counts(s),
+            self.reached(s),
+            self.first_response(s, "'all'"),
+            self.first_response(s, "l.owner_id"),
+            self.first_response(s, "l.channel"),
+            self.rep_stats(s),
+            self.current_counts(s),
+        )?;
+        Ok(Summary {
+            by_status,
+            lost_reasons,
+            reached,
+            first_response: overall.remove("all"),
+            first_response_by_rep: by_rep,
+            first_response_by_channel: by_channel,
+            reps,
+            unassigned: now.0,
+            overdue: now.1,
+            stale: now.2,
+            ..volume
+        })
+    }
 
+    /// Totals by channel and source, and per bucket.
+    async fn volume(&self, s: &SummaryQuery) -> Result<Summary> {
+        let mut out = Summary::default();
         let mut q = Sql::new(&format!(
             "SELECT {} AS bucket, l.channel AS channel, {SOURCE} AS source, COUNT(*) AS n FROM leads l",
             s.bucket.sql()
         ));
         window(&mut q, s);
         q.push(" GROUP BY 1, 2, 3");
-        for r in q.build().fetch_all(db).await? {
+        for r in q.build().fetch_all(self.reader()).await? {
             let (bucket, channel, source, n): (i64, String, String, i64) =
                 (r.col("bucket")?, r.col("channel")?, r.col("source")?, r.col("n")?);
             out.total += n;
@@ -149,34 +176,35 @@ impl Store {
             *point.by_channel.entry(channel).or_default() += n;
             *point.by_source.entry(source).or_default() += n;
         }
+        Ok(out)
+    }
 
+    async fn status_counts(&self, s: &SummaryQuery) -> Result<BTreeMap<String, i64>> {
         let mut q = Sql::new("SELECT l.status AS k, COUNT(*) AS n FROM leads l");
         window(&mut q, s);
         q.push(" GROUP BY l.status");
-        out.by_status = counts(q, db).await?;
+        counts(q, self.reader()).await
+    }
 
+    async fn lost_reason_counts(&self, s: &SummaryQuery) -> Result<BTreeMap<String, i64>> {
         let mut q = Sql::new("SELECT COALESCE(l.lost_reason, 'unknown') AS k, COUNT(*) AS n FROM leads l");
         window(&mut q, s);
         q.push(" AND l.status = 'lost' GROUP BY 1");
-        out.lost_reasons = counts(q, db).await?;
+        counts(q, self.reader()).await
+    }
 
-        out.reached = self.reached(s).await?;
-        out.first_response = self.first_response(s, "'all'").await?.remove("all");
-        out.first_response_by_rep = self.first_response(s, "l.owner_id").await?;
-        out.first_response_by_channel = self.first_response(s, "l.channel").await?;
-        out.reps = self.rep_stats(s).await?;
-
+    /// Open leads now: `(unassigned, overdue, stale)`.
+    async fn current_counts(&self, s: &SummaryQuery) -> Result<(i64, i64, i64)> {
         let mut q = Sql::new("SELECT ");
         q.push("SUM(CASE WHEN l.owner_id IS NULL THEN 1 ELSE 0 END) AS unassigned, ");
         q.push("SUM(CASE WHEN l.next_action_at < ").bind(s.now).push(" THEN 1 ELSE 0 END) AS overdue, ");
         q.push("SUM(CASE WHEN l.last_activity_at <= ").bind(s.quiet_since.unwrap_or(i64::MIN));
         q.push(" THEN 1 ELSE 0 END) AS stale FROM leads l WHERE l.closed_at IS NULL");
         team(&mut q, s);
-        let row = q.build().fetch_one(db).await?;
-        out.unassigned = row.col::<Option<i64>>("unassigned")?.unwrap_or(0);
-        out.overdue = row.col::<Option<i64>>("overdue")?.unwrap_or(0);
-        out.stale = if s.quiet_since.is_some() { row.col::<Option<i64>>("stale")?.unwrap_or(0) } else { 0 };
-        Ok(out)
+        let row = q.build().fetch_one(self.reader()).await?;
+        let n = |c: &str| -> Result<i64> { Ok(row.col::<Option<i64>>(c)?.unwrap_or(0)) };
+        let stale = if s.quiet_since.is_some() { n("stale")? } else { 0 };
+        Ok((n("unassigned")?, n("overdue")?, stale))
     }
 
     /// For each stage, the leads whose furthest stage (now or in their history) is at least it;
@@ -261,6 +289,46 @@ impl Store {
                 })
             })
             .collect()
+    }
+}
+
+impl Store {
+    /// Benchmark data: `n` leads (each with its own contact) created `step` ms apart from
+    /// `start`, spread over three channels, four sources, every status and the reps anna, ben
+    /// and chen of team `sales`, most of them answered, with their status changes.
+    pub async fn seed_leads(&self, n: i64, start: i64, step: i64) -> Result<()> {
+        const SEQ: &str = "WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < $1)";
+        let status = "CASE n % 7 WHEN 0 THEN 'new' WHEN 1 THEN 'qualification' WHEN 2 THEN 'proposal_sent' \
+             WHEN 3 THEN 'negotiation' WHEN 4 THEN 'waiting_response' WHEN 5 THEN 'won' ELSE 'lost' END";
+        let created = "($2 + n * $3)";
+        let statements = [
+            format!(
+                "INSERT INTO contacts (id, name, created_at, updated_at) {SEQ} \
+                 SELECT 'seedlead-' || n, 'Seeded lead', {created}, {created} FROM seq"
+            ),
+            format!(
+                "INSERT INTO leads (id, contact_id, channel, utm_source, status, lost_reason, team_id, owner_id, \
+                 assigned_at, first_response_at, next_action_at, last_activity_at, closed_at, created_at, updated_at) \
+                 {SEQ} SELECT 'seedlead-' || n, 'seedlead-' || n, \
+                 CASE n % 3 WHEN 0 THEN 'webform' WHEN 1 THEN 'email' ELSE 'telegram' END, \
+                 CASE n % 4 WHEN 0 THEN 'google' WHEN 1 THEN 'yandex' WHEN 2 THEN 'facebook' ELSE NULL END, \
+                 {status}, CASE n % 7 WHEN 6 THEN 'too expensive' ELSE NULL END, 'sales', \
+                 CASE n % 3 WHEN 0 THEN 'anna' WHEN 1 THEN 'ben' ELSE 'chen' END, {created}, \
+                 CASE WHEN n % 5 = 0 THEN NULL ELSE {created} + (n % 600) * 1000 END, \
+                 CASE WHEN n % 7 BETWEEN 1 AND 4 THEN {created} + 86400000 ELSE NULL END, {created}, \
+                 CASE WHEN n % 7 >= 5 THEN {created} + 3600000 ELSE NULL END, {created}, {created} FROM seq"
+            ),
+            format!(
+                "INSERT INTO status_changes (id, lead_id, from_status, to_status, actor, at) {SEQ} \
+                 SELECT 'seedlead-' || n, 'seedlead-' || n, 'new', {status}, 'bench', {created} + 60000 \
+                 FROM seq WHERE n % 7 <> 0"
+            ),
+        ];
+        let mut tx = self.begin().await?;
+        for sql in statements {
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(n).bind(start).bind(step).execute(&mut *tx.tx).await?;
+        }
+        tx.commit().await
     }
 }
 
