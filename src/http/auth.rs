@@ -45,19 +45,25 @@ impl FromRequestParts<AppState> for Caller {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::Unauthorized("missing bearer token (Authorization: Bearer <token>)".into()))?;
-        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let mut admin = subtle::Choice::from(0);
-        for known in &state.0.admin_token_hashes {
-            admin |= known.ct_eq(&hash);
-        }
-        if bool::from(admin) {
-            return Ok(Caller(Actor::Admin));
-        }
-        match state.store().rep_by_token_hash(&hex::encode(hash)).await? {
-            Some(rep) => Ok(Caller(Actor::Rep(rep))),
+        match actor_for_token(state, token).await? {
+            Some(actor) => Ok(Caller(actor)),
             None => Err(ApiError::Unauthorized("invalid token".into())),
         }
     }
+}
+
+/// Who an API token belongs to: an admin token from the config, or a rep's `api_token`.
+/// The dashboard's sign-in checks tokens the same way.
+pub(super) async fn actor_for_token(state: &AppState, token: &str) -> Result<Option<Actor>, ApiError> {
+    let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    let mut admin = subtle::Choice::from(0);
+    for known in &state.0.admin_token_hashes {
+        admin |= known.ct_eq(&hash);
+    }
+    if bool::from(admin) {
+        return Ok(Some(Actor::Admin));
+    }
+    Ok(state.store().rep_by_token_hash(&hex::encode(hash)).await?.map(Actor::Rep))
 }
 
 /// Declares the bearer scheme in the OpenAPI document.

@@ -1,5 +1,6 @@
 //! The HTTP API: one `AppState`, one file per resource, one error type.
 
+mod app;
 mod auth;
 mod contacts;
 mod error;
@@ -107,12 +108,15 @@ pub fn router(state: AppState) -> Router {
     let openapi = Arc::new(openapi);
     let timeout = state.settings().server.request_timeout.0;
     let cors = forms::cors(state.0.intake.settings.clone());
+    let dashboard = app::router(state.clone());
     api.route("/openapi.json", axum::routing::get(move || async move { axum::Json(openapi.as_ref().clone()) }))
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(axum::middleware::map_response(error::json_errors))
+        // The dashboard answers in HTML, errors included: merged after the JSON error layer.
+        .merge(dashboard)
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             // Spans are named by the matched route, not the raw path (ids stay out of names).
             let route = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or("unmatched");

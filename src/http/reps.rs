@@ -16,7 +16,7 @@ use super::leads::{nullable, parse_time};
 use super::views::RepView;
 use crate::domain::working_hours::WorkingHours;
 use crate::settings::NotifyVia;
-use crate::store::{RepPatch, RepSeed, ms};
+use crate::store::{RepPatch, RepRecord, RepSeed, ms};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_reps, create_rep)).routes(routes!(patch_rep))
@@ -195,11 +195,16 @@ async fn patch_rep(
         teams: body.teams,
         notify: body.notify.map(|n| n.as_str().to_owned()),
     };
+    Ok(axum::Json(apply_patch(&state, &id, &patch).await?.into()))
+}
+
+/// Changes a rep (the API's PATCH and the dashboard's reps page) and hands out the leads that
+/// were waiting for someone like them.
+pub(super) async fn apply_patch(state: &AppState, id: &str, patch: &RepPatch) -> ApiResult<RepRecord> {
     let mut tx = state.store().begin().await?;
-    tx.patch_rep(&id, &patch, ms(jiff::Timestamp::now())).await?;
+    tx.patch_rep(id, patch, ms(jiff::Timestamp::now())).await?;
     tx.commit().await?;
     // Back from leave, made active, given room: waiting leads go out now.
     state.intake().assign_waiting().await?;
-    let rep = state.store().rep(&id).await?.ok_or(ApiError::NotFound("rep"))?;
-    Ok(axum::Json(rep.into()))
+    state.store().rep(id).await?.ok_or(ApiError::NotFound("rep"))
 }

@@ -14,6 +14,7 @@ mod mailboxes;
 mod outbox;
 mod reps;
 mod rows;
+mod sessions;
 mod singleton;
 mod stats;
 mod telegram;
@@ -120,6 +121,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "email notifications", include_str!("../../migrations/sqlite/0004_email_notifications.sql")),
     (5, "telegram reps", include_str!("../../migrations/sqlite/0005_telegram_reps.sql")),
     (6, "follow up", include_str!("../../migrations/sqlite/0006_follow_up.sql")),
+    (7, "sessions", include_str!("../../migrations/sqlite/0007_sessions.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
@@ -128,6 +130,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "email notifications", include_str!("../../migrations/postgres/0004_email_notifications.sql")),
     (5, "telegram reps", include_str!("../../migrations/postgres/0005_telegram_reps.sql")),
     (6, "follow up", include_str!("../../migrations/postgres/0006_follow_up.sql")),
+    (7, "sessions", include_str!("../../migrations/postgres/0007_sessions.sql")),
 ];
 
 impl Store {

@@ -1,0 +1,230 @@
+//! Signing in to the dashboard with an API token, the `lr_session` cookie, and the CSRF token
+//! every state-changing form carries.
+//!
+//! The session id is 32 random bytes (hex) kept only in the browser's cookie; the database
+//! holds its sha256. The CSRF token is derived from the session id (sha256 of a fixed prefix
+//! and the id): unguessable without the cookie, different for every session, nothing to store.
+
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{DOCTYPE, Markup, html};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::{AppError, CSS_URL, render};
+use crate::http::AppState;
+use crate::http::auth::actor_for_token;
+use crate::http::error::ApiError;
+use crate::http::extract::read_body;
+use crate::pipeline::Actor;
+use crate::store::{ms, token_hash};
+
+pub(super) const COOKIE: &str = "lr_session";
+/// How long a sign-in lasts.
+const LIFETIME_MS: i64 = 12 * 3600 * 1000;
+
+/// A signed-in person. As an extractor, its absence sends the browser to the sign-in form.
+#[derive(Debug, Clone)]
+pub(in crate::http) struct Session {
+    pub actor: Actor,
+    csrf: String,
+    id_hash: String,
+}
+
+impl Session {
+    pub fn is_admin(&self) -> bool {
+        self.actor == Actor::Admin
+    }
+
+    /// The rep this session is limited to, if any.
+    pub fn rep_scope(&self) -> Option<&str> {
+        match &self.actor {
+            Actor::Admin => None,
+            Actor::Rep(id) => Some(id),
+        }
+    }
+
+    pub fn require_admin(&self) -> Result<(), AppError> {
+        if self.is_admin() { Ok(()) } else { Err(AppError(ApiError::Forbidden("only an admin can do this".into()))) }
+    }
+}
+
+fn csrf_for(session_id: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"leadrouter dashboard csrf\0");
+    h.update(session_id.as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// The hidden field every state-changing form needs.
+pub(super) fn csrf_field(session: &Session) -> Markup {
+    html! { input type="hidden" name="csrf" value=(session.csrf); }
+}
+
+fn cookie_value(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.trim())
+}
+
+fn to_login() -> Response {
+    Redirect::to("/app/login").into_response()
+}
+
+impl FromRequestParts<AppState> for Session {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Some(id) = cookie_value(&parts.headers).filter(|v| v.len() == 64 && hex::decode(v).is_ok()) else {
+            return Err(to_login());
+        };
+        let id_hash = token_hash(id);
+        let now = ms(jiff::Timestamp::now());
+        let actor = match state.store().session_actor(&id_hash, now).await {
+            Ok(Some(label)) => match label.strip_prefix("rep:") {
+                Some(rep) => Actor::Rep(rep.to_owned()),
+                None if label == "admin" => Actor::Admin,
+                None => return Err(to_login()),
+            },
+            Ok(None) => return Err(to_login()),
+            Err(e) => return Err(AppError::from(e).into_response()),
+        };
+        Ok(Session { actor, csrf: csrf_for(id), id_hash })
+    }
+}
+
+/// A form post from a signed-in person, with its CSRF token checked and its body limited to
+/// `server.max_body_bytes` (as the API's are). A missing or wrong token is 403.
+pub(super) struct Post<T> {
+    pub session: Session,
+    pub form: T,
+}
+
+#[derive(Deserialize)]
+struct CsrfOnly {
+    csrf: Option<String>,
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for Post<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let session = Session::from_request_parts(&mut parts, state).await?;
+        let req = Request::from_parts(parts, body);
+        let bytes =
+            read_body(req, state.settings().server.max_body_bytes).await.map_err(|e| AppError(e).into_response())?;
+        let given = serde_urlencoded::from_bytes::<CsrfOnly>(&bytes).ok().and_then(|c| c.csrf).unwrap_or_default();
+        if !bool::from(given.as_bytes().ct_eq(session.csrf.as_bytes())) {
+            let e = ApiError::Forbidden("this form's security token is missing or out of date: reload the page".into());
+            return Err(AppError(e).into_response());
+        }
+        let form = serde_urlencoded::from_bytes::<T>(&bytes)
+            .map_err(|e| AppError(ApiError::BadRequest("bad_form", e.to_string())).into_response())?;
+        Ok(Post { session, form })
+    }
+}
+
+fn login_page(error: Option<&str>) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { "Sign in · leadrouter" }
+                link rel="stylesheet" href=(*CSS_URL);
+            }
+            body {
+                main #main .narrow {
+                    h1 { "Sign in to leadrouter" }
+                    @if let Some(error) = error {
+                        p .alert role="alert" #login-error { (error) }
+                    }
+                    form method="post" action="/app/login" .stack {
+                        label for="token" { "API token" }
+                        input #token type="password" name="token" required autocomplete="current-password"
+                            autofocus aria-describedby=[error.map(|_| "login-error")];
+                        p .hint { "An admin token from the config, or your own rep API token." }
+                        button type="submit" { "Sign in" }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub(super) async fn login_form() -> Response {
+    render(StatusCode::OK, login_page(None))
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    token: Option<String>,
+}
+
+pub(super) async fn login(State(state): State<AppState>, req: Request) -> Result<Response, AppError> {
+    let bytes = read_body(req, state.settings().server.max_body_bytes).await?;
+    let token = serde_urlencoded::from_bytes::<LoginForm>(&bytes).ok().and_then(|f| f.token).unwrap_or_default();
+    let token = token.trim();
+    let actor = if token.is_empty() { None } else { actor_for_token(&state, token).await? };
+    let Some(actor) = actor else {
+        return Ok(render(
+            StatusCode::UNAUTHORIZED,
+            login_page(Some("That token is not valid. Check it and try again.")),
+        ));
+    };
+    let id = hex::encode(rand::random::<[u8; 32]>());
+    let now = ms(jiff::Timestamp::now());
+    state.store().create_session(&token_hash(&id), &actor.label(), now, now + LIFETIME_MS).await?;
+    tracing::info!(actor = %actor.label(), "dashboard sign-in");
+    let secure = if state.settings().server.public_url.starts_with("https://") { "; Secure" } else { "" };
+    let cookie = format!("{COOKIE}={id}; HttpOnly; SameSite=Lax; Path=/app; Max-Age={}{secure}", LIFETIME_MS / 1000);
+    let mut response = Redirect::to("/app").into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+pub(super) struct Empty {}
+
+pub(super) async fn logout(State(state): State<AppState>, post: Post<Empty>) -> Result<Response, AppError> {
+    state.store().delete_session(&post.session.id_hash).await?;
+    let mut response = Redirect::to("/app/login").into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("lr_session=; HttpOnly; SameSite=Lax; Path=/app; Max-Age=0"),
+    );
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_session_cookie_is_found_among_others() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_static("a=1; lr_session=abc ; b=2"));
+        assert_eq!(cookie_value(&headers), Some("abc"));
+        headers.insert(header::COOKIE, HeaderValue::from_static("lr_sessionx=1"));
+        assert_eq!(cookie_value(&headers), None);
+    }
+
+    #[test]
+    fn csrf_tokens_differ_per_session() {
+        assert_ne!(csrf_for("a"), csrf_for("b"));
+        assert_eq!(csrf_for("a").len(), 64);
+    }
+}
