@@ -125,9 +125,9 @@ impl EmailNotifier {
         note_to_rep(from, to, subject, message_id, body)
     }
 
-    /// Where a rep opens the lead.
+    /// Where a rep opens the lead: its card in the dashboard (signing in leads back to it).
     fn lead_link(&self, lead_id: &str) -> String {
-        format!("{}/api/v1/leads/{lead_id}", self.settings.server.public_url.trim_end_matches('/'))
+        format!("{}/app/leads/{lead_id}", self.settings.server.public_url.trim_end_matches('/'))
     }
 
     /// The rep's notification, or `Skipped` when the rep hears about leads another way.

@@ -88,6 +88,10 @@ async fn signing_in_and_out(db: Db) {
     assert_eq!((page.status, page.location.as_deref()), (StatusCode::SEE_OTHER, Some("/app/login")));
     let page = web.get("/app/leads/anything").await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "every page needs a session");
+    // A lead opened from a notification's link is where signing in leads back to.
+    assert_eq!(page.location.as_deref(), Some("/app/login?next=%2Fapp%2Fleads%2Fanything"));
+    let form = web.get("/app/login?next=%2Fapp%2Fleads%2Fanything").await;
+    assert!(form.body.contains(r#"name="next" value="/app/leads/anything""#), "{}", form.body);
     let form = web.get("/app/login").await;
     assert_eq!(form.status, StatusCode::OK);
     assert!(form.body.contains(r#"<label for="token">"#) && form.body.contains(r#"name="token""#));
@@ -97,6 +101,13 @@ async fn signing_in_and_out(db: Db) {
     assert!(wrong.set_cookie.is_none() && wrong.body.contains(r#"role="alert""#) && wrong.body.contains("not valid"));
     assert_eq!(app.count("SELECT COUNT(*) FROM sessions").await, 0, "a wrong token changes nothing");
 
+    for (next, back) in
+        [("/app/leads/x1", "/app/leads/x1"), ("https://evil.example/", "/app"), ("//evil.example", "/app")]
+    {
+        let signed_in = web.post("/app/login", &[("token", ADMIN), ("next", next)]).await;
+        assert_eq!((signed_in.status, signed_in.location.as_deref()), (StatusCode::SEE_OTHER, Some(back)), "{next}");
+    }
+    sqlx::query("DELETE FROM sessions").execute(&app.store().reader_pool()).await.expect("sign the tries out");
     let ok = web.login(ADMIN).await;
     assert_eq!((ok.status, ok.location.as_deref()), (StatusCode::SEE_OTHER, Some("/app")));
     let cookie = ok.set_cookie.expect("cookie");

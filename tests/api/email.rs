@@ -367,7 +367,7 @@ async fn reps_are_emailed_and_prospects_acknowledged(db: Db) {
         "{}",
         to_rep.data
     );
-    assert!(to_rep.data.contains("https://leads.kestrel-systems.com/api/v1/leads/"));
+    assert!(to_rep.data.contains("https://leads.kestrel-systems.com/app/leads/"));
     assert!(to_rep.data.contains("barcode"), "the message is in the notification");
     let ack = mails
         .iter()

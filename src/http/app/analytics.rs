@@ -21,6 +21,7 @@ struct Form {
     from: Option<String>,
     to: Option<String>,
     team: Option<String>,
+    bucket: Option<String>,
 }
 
 pub(super) async fn page(
@@ -65,6 +66,13 @@ pub(super) async fn page(
                         option value="" { "All teams" }
                         @for t in &teams { option value=(t) selected[filled(&form.team) == Some(*t)] { (t) } }
                     }
+                }
+            }
+            div .field {
+                label for="a-bucket" { "Per" }
+                select #a-bucket name="bucket" {
+                    option value="day" selected[filled(&form.bucket) != Some("week")] { "day" }
+                    option value="week" selected[filled(&form.bucket) == Some("week")] { "week" }
                 }
             }
             div .actions { button type="submit" { "Show" } }

@@ -71,6 +71,12 @@ fn shorten(label: &str, max: usize) -> String {
     }
 }
 
+/// "2026-11-02" → "11-02" under a bar: the year is in the range above the chart.
+fn axis_label(category: &str) -> String {
+    let is_date = category.len() == 10 && category.as_bytes().get(4) == Some(&b'-');
+    if is_date { category[5..].to_owned() } else { shorten(category, 10) }
+}
+
 fn legend(names: &[&str]) -> Markup {
     html! {
         ul .legend aria-hidden="true" {
@@ -97,7 +103,8 @@ pub fn stacked_bars(id: &str, title: &str, desc: &str, categories: &[String], se
     let n = categories.len().max(1) as f64;
     let slot = plot_w / n;
     let bar_w = (slot * 0.7).max(1.0);
-    let label_every = (categories.len() / 10).max(1);
+    // At most about six labels: dates are wide, and a phone screen is narrow.
+    let label_every = categories.len().div_ceil(6).max(1);
     let names: Vec<&str> = series.iter().map(|s| s.name.as_str()).collect();
     html! {
         figure .chart #(id) {
@@ -127,7 +134,7 @@ pub fn stacked_bars(id: &str, title: &str, desc: &str, categories: &[String], se
                     }
                     @if c % label_every == 0 {
                         text x=(x + bar_w / 2.0) y=(H - BOTTOM + 16.0) text-anchor="middle" font-size="11" fill="#444" {
-                            (shorten(category, 10))
+                            (axis_label(category))
                         }
                     }
                 }

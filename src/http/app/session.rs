@@ -76,14 +76,31 @@ fn cookie_value(headers: &HeaderMap) -> Option<&str> {
         .map(|(_, value)| value.trim())
 }
 
-fn to_login() -> Response {
-    Redirect::to("/app/login").into_response()
+/// To the sign-in form, coming back to `back` (a dashboard page someone opened from a link)
+/// once signed in.
+fn to_login(back: Option<&str>) -> Response {
+    match back.and_then(safe_return) {
+        Some(back) => {
+            let query = serde_urlencoded::to_string([("next", back)]).unwrap_or_default();
+            Redirect::to(&format!("/app/login?{query}")).into_response()
+        }
+        None => Redirect::to("/app/login").into_response(),
+    }
+}
+
+/// Only a dashboard path: `next` must not send anyone off the site.
+fn safe_return(path: &str) -> Option<&str> {
+    let ok = path.starts_with("/app/") && !path.starts_with("/app/login") && !path.contains(['\\', '\r', '\n']);
+    ok.then_some(path)
 }
 
 impl FromRequestParts<AppState> for Session {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        // A page opened from a link (an email about a lead) is where signing in leads back to.
+        let back = (parts.method == axum::http::Method::GET).then(|| parts.uri.path_and_query()).flatten();
+        let to_login = || to_login(back.map(|p| p.as_str()));
         let Some(id) = cookie_value(&parts.headers).filter(|v| v.len() == 64 && hex::decode(v).is_ok()) else {
             return Err(to_login());
         };
@@ -134,7 +151,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Post<T> {
     }
 }
 
-fn login_page(error: Option<&str>) -> Markup {
+fn login_page(error: Option<&str>, next: Option<&str>) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -151,6 +168,7 @@ fn login_page(error: Option<&str>) -> Markup {
                         p .alert role="alert" #login-error { (error) }
                     }
                     form method="post" action="/app/login" .stack {
+                        @if let Some(next) = next { input type="hidden" name="next" value=(next); }
                         label for="token" { "API token" }
                         input #token type="password" name="token" required autocomplete="current-password"
                             autofocus aria-describedby=[error.map(|_| "login-error")];
@@ -163,24 +181,33 @@ fn login_page(error: Option<&str>) -> Markup {
     }
 }
 
-pub(super) async fn login_form() -> Response {
-    render(StatusCode::OK, login_page(None))
+#[derive(Deserialize)]
+pub(super) struct LoginQuery {
+    next: Option<String>,
+}
+
+pub(super) async fn login_form(axum::extract::Query(q): axum::extract::Query<LoginQuery>) -> Response {
+    render(StatusCode::OK, login_page(None, q.next.as_deref().and_then(safe_return)))
 }
 
 #[derive(Deserialize)]
 struct LoginForm {
     token: Option<String>,
+    next: Option<String>,
 }
 
 pub(super) async fn login(State(state): State<AppState>, req: Request) -> Result<Response, AppError> {
     let bytes = read_body(req, state.settings().server.max_body_bytes).await?;
-    let token = serde_urlencoded::from_bytes::<LoginForm>(&bytes).ok().and_then(|f| f.token).unwrap_or_default();
+    let form = serde_urlencoded::from_bytes::<LoginForm>(&bytes).ok();
+    let next = form.as_ref().and_then(|f| f.next.clone());
+    let next = next.as_deref().and_then(safe_return);
+    let token = form.and_then(|f| f.token).unwrap_or_default();
     let token = token.trim();
     let actor = if token.is_empty() { None } else { actor_for_token(&state, token).await? };
     let Some(actor) = actor else {
         return Ok(render(
             StatusCode::UNAUTHORIZED,
-            login_page(Some("That token is not valid. Check it and try again.")),
+            login_page(Some("That token is not valid. Check it and try again."), next),
         ));
     };
     let id = hex::encode(rand::random::<[u8; 32]>());
@@ -189,7 +216,7 @@ pub(super) async fn login(State(state): State<AppState>, req: Request) -> Result
     tracing::info!(actor = %actor.label(), "dashboard sign-in");
     let secure = if state.settings().server.public_url.starts_with("https://") { "; Secure" } else { "" };
     let cookie = format!("{COOKIE}={id}; HttpOnly; SameSite=Lax; Path=/app; Max-Age={}{secure}", LIFETIME_MS / 1000);
-    let mut response = Redirect::to("/app").into_response();
+    let mut response = Redirect::to(next.unwrap_or("/app")).into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
