@@ -11,11 +11,10 @@ use crate::domain::lead::Status;
 use crate::events::{self, DIGEST_DAILY, LEAD_NEXT_ACTION_DUE, LEAD_STALE, LEAD_STATUS_CHANGED};
 use crate::intake::Intake;
 use crate::settings::NO_RESPONSE;
-use crate::store::{DueLead, StatusChange, StoreError, from_ms, ms, retry_pause};
+use crate::store::{DueLead, StatusChange, StoreError, from_ms, ms, with_retries};
 
 /// Leads handled per job and transaction; the next tick takes the rest.
 const BATCH: i64 = 100;
-const ATTEMPTS: usize = 8;
 /// Without `auto_lost_after`, how long the last unanswered attempt is given before closing.
 const ATTEMPT_GRACE_MS: i64 = 3 * 24 * 3600 * 1000;
 pub const SCHEDULER: &str = "scheduler";
@@ -44,10 +43,10 @@ impl Intake {
     /// One round of every follow-up job.
     pub async fn follow_up(&self) -> Result<FollowUp, StoreError> {
         let done = FollowUp {
-            reminded: self.retrying(|| self.remind_due()).await?,
-            stale: self.retrying(|| self.report_stale()).await?,
-            auto_lost: self.retrying(|| self.close_unanswered()).await?,
-            digests: self.retrying(|| self.send_digests()).await?,
+            reminded: with_retries(|| self.remind_due()).await?,
+            stale: with_retries(|| self.report_stale()).await?,
+            auto_lost: with_retries(|| self.close_unanswered()).await?,
+            digests: with_retries(|| self.send_digests()).await?,
         };
         for (job, n) in [
             ("reminder", done.reminded),
@@ -65,20 +64,6 @@ impl Intake {
             self.assign_waiting().await?;
         }
         Ok(done)
-    }
-
-    async fn retrying<F, Fut>(&self, job: F) -> Result<usize, StoreError>
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = Result<usize, StoreError>>,
-    {
-        for attempt in 0.. {
-            match job().await {
-                Err(StoreError::Retry) if attempt + 1 < ATTEMPTS => tokio::time::sleep(retry_pause(attempt)).await,
-                other => return other,
-            }
-        }
-        unreachable!("the loop returns")
     }
 
     /// The team's manager, if it has one.

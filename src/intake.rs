@@ -16,12 +16,9 @@ use crate::events::{self, LEAD_ASSIGNED, LEAD_CREATED, LEAD_MESSAGE};
 use crate::settings::Settings;
 use crate::store::{
     Backend, Batch, BatchRows, ContextQueries, InboundMeta, IntakeWrite, NewEvent, Step, Store, StoreError, TeamRef,
-    UnitOfWork, assignment_writes, context_reads, intake_writes, ms, new_id, parse_context, parse_team, retry_pause,
-    team_reads,
+    UnitOfWork, assignment_writes, context_reads, intake_writes, ms, new_id, parse_context, parse_team, team_reads,
+    with_retries,
 };
-
-/// How often a unit of work is retried after losing a race to another writer.
-const MAX_ATTEMPTS: usize = 8;
 
 /// Everything intake needs, shared by channels, API and scheduler.
 #[derive(Clone)]
@@ -246,13 +243,7 @@ impl Intake {
 
     /// Offers waiting leads to reps who became eligible. Returns how many got an owner.
     pub async fn assign_waiting(&self) -> Result<usize, StoreError> {
-        for attempt in 0..MAX_ATTEMPTS {
-            match self.try_assign_waiting().await {
-                Err(StoreError::Retry) => tokio::time::sleep(retry_pause(attempt)).await,
-                other => return other,
-            }
-        }
-        Err(StoreError::Retry)
+        with_retries(|| self.try_assign_waiting()).await
     }
 
     async fn try_assign_waiting(&self) -> Result<usize, StoreError> {

@@ -11,9 +11,7 @@ use crate::domain::routing::Strategy;
 use crate::events::{self, LEAD_ASSIGNED, LEAD_ESCALATED, LEAD_REASSIGNED_AWAY};
 use crate::intake::Intake;
 use crate::settings::TeamSettings;
-use crate::store::{StoreError, ms, retry_pause};
-
-const ATTEMPTS: usize = 8;
+use crate::store::{StoreError, ms, with_retries};
 
 impl Intake {
     /// Hands leads nobody took on within their team's `sla` to another eligible member.
@@ -21,15 +19,7 @@ impl Intake {
     pub async fn reassign_unaccepted(&self) -> Result<usize, StoreError> {
         let mut moved = 0;
         for team in self.settings.teams.iter().filter(|t| t.sla.is_some()) {
-            for attempt in 0..ATTEMPTS {
-                match self.reassign_team(team).await {
-                    Err(StoreError::Retry) if attempt + 1 < ATTEMPTS => tokio::time::sleep(retry_pause(attempt)).await,
-                    other => {
-                        moved += other?;
-                        break;
-                    }
-                }
-            }
+            moved += with_retries(|| self.reassign_team(team)).await?;
         }
         if moved > 0 {
             self.outbox_wakeup.notify_one();

@@ -46,7 +46,7 @@ pub use rows::{AssignmentRow, IdentityRow, InteractionRow, LeadRow, OwnerRef};
 pub use singleton::SingletonGuard;
 pub use stats::{Bucket, ExportRow, Percentiles, RepStats, SeriesPoint, Summary, SummaryQuery};
 pub use telegram::{TelegramContact, message_ref};
-pub(crate) use writer::{Step, UnitOfWork, retry_pause};
+pub(crate) use writer::{Step, UnitOfWork, retry_pause, with_retries};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -79,6 +79,25 @@ async fn attempt_alone(pool: &AnyPool, backend: Backend, unit: &mut Job) -> Resu
 }
 
 /// Short, jittered pauses between retries: contention clears in milliseconds.
+/// Runs `job` again while it loses races (`StoreError::Retry`), pausing with jitter between
+/// attempts; the last attempt's result is returned.
+pub(crate) async fn with_retries<T, F, Fut>(mut job: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut attempt = 0;
+    loop {
+        match job().await {
+            Err(StoreError::Retry) if attempt + 1 < MAX_ATTEMPTS => {
+                tokio::time::sleep(retry_pause(attempt)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 pub(crate) fn retry_pause(attempt: usize) -> std::time::Duration {
     let base = 2u64.saturating_pow(attempt as u32).min(64);
     std::time::Duration::from_millis(base + rand::random_range(0..=base))

@@ -63,14 +63,16 @@ teams = ["support"]
 }
 
 /// The newest call of `method` that `matches`, waiting for it.
+/// Waits for a Bot API call. Generous: the sender paces each chat at about one message a
+/// second (as Telegram requires), so a busy chat's later messages wait their turn.
 async fn call(bot: &FakeBot, method: &str, matches: impl Fn(&Value) -> bool) -> Value {
     let found = || bot.calls(method).into_iter().rev().find(|c| matches(c));
-    eventually(10, || async { found().is_some() }).await;
+    eventually(20, || async { found().is_some() }).await;
     found().unwrap_or_default()
 }
 
 async fn calls_now(bot: &FakeBot, method: &str, n: usize) -> Vec<Value> {
-    eventually(10, || async { bot.calls(method).len() >= n }).await;
+    eventually(20, || async { bot.calls(method).len() >= n }).await;
     bot.calls(method)
 }
 
@@ -156,7 +158,7 @@ async fn reps_take_leads_and_answer_prospects_by_replying(db: Db) {
     assert_eq!(news["chat_id"], owner.0);
     assert!(text(&news).contains("Давайте завтра в 10"));
     bot.push(says(owner, 78, "Договорились", Some(message_id(&news))));
-    eventually(10, || async { bot.calls("copymessage").len() == 2 }).await;
+    eventually(20, || async { bot.calls("copymessage").len() == 2 }).await;
 
     // Handed over to the other rep: they hear, and the old card no longer reaches Ivan.
     let (status, _) = app.patch(&format!("/api/v1/leads/{id}"), json!({"owner": other.1.to_lowercase()})).await;
