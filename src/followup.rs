@@ -8,10 +8,10 @@ use serde_json::json;
 
 use crate::domain::followup::{self, Alert};
 use crate::domain::lead::Status;
-use crate::events::{self, DIGEST_DAILY, LEAD_NEXT_ACTION_DUE, LEAD_STALE, LEAD_STATUS_CHANGED};
+use crate::events::{self, DIGEST_DAILY, LEAD_NEXT_ACTION_DUE, LEAD_STALE};
 use crate::intake::Intake;
 use crate::settings::NO_RESPONSE;
-use crate::store::{DueLead, StatusChange, StoreError, from_ms, ms, with_retries};
+use crate::store::{LeadRow, StatusChange, StoreError, from_ms, ms, with_retries};
 
 /// Leads handled per job and transaction; the next tick takes the rest.
 const BATCH: i64 = 100;
@@ -28,7 +28,7 @@ pub struct FollowUp {
     pub digests: usize,
 }
 
-fn who(lead: &DueLead) -> &str {
+fn who(lead: &LeadRow) -> &str {
     lead.contact_name.as_deref().unwrap_or("a lead")
 }
 
@@ -83,8 +83,8 @@ impl Intake {
             data["next_action_at"] = json!(from_ms(at).to_string());
             let mut event =
                 events::lead_event(&self.settings, LEAD_NEXT_ACTION_DUE, &lead.id, Some(SCHEDULER), data, now);
-            if let Some(owner) = &lead.owner_id {
-                events::alert_rep(&mut event, &self.settings, owner);
+            if let Some(owner) = &lead.owner {
+                events::alert_rep(&mut event, &self.settings, &owner.id);
             }
             tx.record_events(&[event]).await?;
         }
@@ -99,12 +99,13 @@ impl Intake {
         let stale = tx.stale_leads(now - after.as_millis_i64(), BATCH).await?;
         for lead in &stale {
             tx.mark_stale(lead).await?;
-            let owner = lead.owner_id.as_deref();
+            let owner = lead.owner.as_ref();
             let alert =
-                followup::stale(who(lead), &lead.status, lead.owner_name.as_deref(), now - lead.last_activity_at);
+                followup::stale(who(lead), &lead.status, owner.map(|o| o.name.as_str()), now - lead.last_activity_at);
             let data = alert_data(Some(&lead.id), &alert);
             let mut event = events::lead_event(&self.settings, LEAD_STALE, &lead.id, Some(SCHEDULER), data, now);
             let manager = self.manager_of(lead.team_id.as_deref());
+            let owner = owner.map(|o| o.id.as_str());
             for rep in owner.into_iter().chain(manager.filter(|m| Some(*m) != owner)) {
                 events::alert_rep(&mut event, &self.settings, rep);
             }
@@ -139,27 +140,18 @@ impl Intake {
                 }
             }
         }
-        for (due_lead, why) in &due {
-            let lead = tx.lead_for_update(&due_lead.id).await?;
+        for (lead, why) in &due {
             let change = StatusChange {
                 to: Status::Lost,
                 lost_reason: Some(NO_RESPONSE),
                 lost_note: Some(why),
                 actor: Some(SCHEDULER),
             };
-            tx.set_status(&lead, &change, now).await?;
-            let alert = followup::auto_lost(who(due_lead), why);
-            let mut data = alert_data(Some(&lead.id), &alert);
-            data["from"] = json!(lead.status);
-            data["to"] = json!(Status::Lost.as_str());
-            data["lost_reason"] = json!(NO_RESPONSE);
-            data["lost_note"] = json!(why);
-            let mut event =
-                events::lead_event(&self.settings, LEAD_STATUS_CHANGED, &lead.id, Some(SCHEDULER), data, now);
+            let mut event = self.change_status(&mut tx, lead, &change, now).await?;
+            event.data["data"]["alert"] = json!(followup::auto_lost(who(lead), why));
             if let Some(owner) = &lead.owner {
                 events::alert_rep(&mut event, &self.settings, &owner.id);
             }
-            events::announce(&mut event, &self.settings, lead.team_id.as_deref());
             tx.record_events(&[event]).await?;
         }
         tx.commit().await?;
@@ -192,9 +184,7 @@ impl Intake {
             let quiet_since = self.settings.pipeline.stale_after.map(|d| ms(now) - d.as_millis_i64());
             let counts = tx.digest_counts(&teams, (due.from, due.to), ms(now), quiet_since).await?;
             let alert = followup::digest(&due.day, &teams, &counts);
-            let data = json!({"manager": manager, "day": due.day, "teams": teams, "alert": alert,
-                "counts": {"new": counts.new, "unassigned": counts.unassigned, "overdue": counts.overdue,
-                           "stale": counts.stale, "won": counts.won, "lost": counts.lost}});
+            let data = json!({"manager": manager, "day": due.day, "teams": teams, "alert": alert, "counts": counts});
             let mut event = events::event(&self.settings, DIGEST_DAILY, Some(SCHEDULER), data, ms(now));
             events::alert_rep(&mut event, &self.settings, manager);
             tx.record_events(&[event]).await?;

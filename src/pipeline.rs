@@ -7,7 +7,7 @@ use crate::domain::followup;
 use crate::domain::lead::{self, LeadRuleError, Status};
 use crate::events::{self, LEAD_ASSIGNED, LEAD_MESSAGE, LEAD_REASSIGNED_AWAY, LEAD_STATUS_CHANGED};
 use crate::intake::Intake;
-use crate::store::{LeadRow, NewInteraction, StatusChange, StoreError, TaskPatch, TaskRow, Tx, ms};
+use crate::store::{LeadRow, NewEvent, NewInteraction, StatusChange, StoreError, TaskPatch, TaskRow, Tx, ms};
 
 /// Who is acting: admins may do anything, a rep only on their own leads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,12 +140,7 @@ impl Intake {
                     lost_note: t.lost_note.as_deref(),
                     actor: Some(&actor_label),
                 };
-                tx.set_status(lead, &change, now).await?;
-                let data = json!({"lead": {"id": lead.id}, "from": current.as_str(), "to": to.as_str(),
-                                  "lost_reason": t.lost_reason, "lost_note": t.lost_note});
-                let mut event =
-                    events::lead_event(&self.settings, LEAD_STATUS_CHANGED, &lead.id, Some(&actor_label), data, now);
-                events::announce(&mut event, &self.settings, lead.team_id.as_deref());
+                let event = self.change_status(tx, lead, &change, now).await?;
                 tx.record_events(&[event]).await?;
                 freed_capacity = t.closes();
             }
@@ -210,6 +205,23 @@ impl Intake {
             tx.set_next_action(&lead.id, next_action, note.as_deref(), now).await?;
         }
         Ok(freed_capacity)
+    }
+
+    /// Applies a validated status change and builds its `lead.status_changed` event, announced
+    /// in the team chat; the caller may add deliveries before recording it.
+    pub(crate) async fn change_status(
+        &self,
+        tx: &mut Tx,
+        lead: &LeadRow,
+        change: &StatusChange<'_>,
+        now: i64,
+    ) -> Result<NewEvent, StoreError> {
+        tx.set_status(lead, change, now).await?;
+        let data = json!({"lead": {"id": lead.id}, "from": lead.status, "to": change.to.as_str(),
+                          "lost_reason": change.lost_reason, "lost_note": change.lost_note});
+        let mut event = events::lead_event(&self.settings, LEAD_STATUS_CHANGED, &lead.id, change.actor, data, now);
+        events::announce(&mut event, &self.settings, lead.team_id.as_deref());
+        Ok(event)
     }
 
     /// What status changes are checked against.

@@ -35,17 +35,17 @@ impl Intake {
         let mut tx = self.store.begin().await?;
         let overdue = tx.unaccepted_leads(team_id, ms(now) - sla_ms, 100).await?;
         let mut moved = 0;
-        for (lead_id, previous) in overdue {
-            let lead = tx.lead_for_update(&lead_id).await?;
+        for (lead, moves) in overdue {
+            // The query only returns owned leads.
+            let Some(owner) = &lead.owner else { continue };
+            let (lead_id, previous) = (lead.id.as_str(), owner.id.clone());
             let who = lead.contact_name.as_deref().unwrap_or("a lead");
-            let moves = tx.sla_moves(&lead_id).await?;
             if moves >= i64::from(settings.max_reassignments) {
                 // Moving it on again would only ping-pong it: a person decides now.
-                tx.mark_escalated(&lead_id, ms(now)).await?;
-                let owner = lead.owner.as_ref().map_or(previous.as_str(), |o| o.name.as_str());
-                let alert = followup::escalated(who, owner, moves + 1);
+                tx.mark_escalated(lead_id, ms(now)).await?;
+                let alert = followup::escalated(who, &owner.name, moves + 1);
                 let data = json!({"lead": {"id": lead_id}, "owner": previous, "reassignments": moves, "alert": alert});
-                let mut event = events::lead_event(&self.settings, LEAD_ESCALATED, &lead_id, None, data, ms(now));
+                let mut event = events::lead_event(&self.settings, LEAD_ESCALATED, lead_id, None, data, ms(now));
                 match &settings.manager {
                     Some(manager) => events::alert_rep(&mut event, &self.settings, manager),
                     None => {
@@ -66,7 +66,7 @@ impl Intake {
             let name = team.candidates.iter().find(|c| c.rep_id == next.rep_id).map(|c| c.name.clone());
             let data = json!({"lead": {"id": lead_id, "owner": {"id": next.rep_id, "name": name}},
                               "reason": "sla", "previous_owner": previous});
-            let mut event = events::lead_event(&self.settings, LEAD_ASSIGNED, &lead_id, None, data, ms(now));
+            let mut event = events::lead_event(&self.settings, LEAD_ASSIGNED, lead_id, None, data, ms(now));
             events::notify_rep(&mut event, &self.settings, &next.rep_id);
             events::announce(&mut event, &self.settings, Some(team_id));
             // The rep it leaves hears so too: the card they have is no longer theirs to act on.
@@ -74,7 +74,7 @@ impl Intake {
             let mut left = events::lead_event(
                 &self.settings,
                 LEAD_REASSIGNED_AWAY,
-                &lead_id,
+                lead_id,
                 None,
                 json!({"lead": {"id": lead_id}, "rep": previous, "alert": alert}),
                 ms(now),
@@ -82,7 +82,7 @@ impl Intake {
             events::alert_rep(&mut left, &self.settings, &previous);
             let route = Some((team_id, team.seq + 1));
             tx.assign(
-                &lead_id,
+                lead_id,
                 Some(&previous),
                 &next.rep_id,
                 route,

@@ -85,7 +85,7 @@ pub fn auto_lost(who: &str, why: &str) -> Alert {
 }
 
 /// The digest's numbers for a manager's teams.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DigestCounts {
     pub new: i64,
     pub unassigned: i64,

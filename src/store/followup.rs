@@ -3,46 +3,9 @@
 //! LOCKED` on PostgreSQL, so instances running the same job split the work instead of
 //! repeating it; on SQLite the single writer orders them.
 
-use super::rows::Col;
+use super::rows::{Col, LEAD_SELECT, LeadRow, Sql};
 use super::{Backend, Result, Tx};
 use crate::domain::followup::DigestCounts;
-
-/// A lead the scheduler acts on, with what its message needs.
-#[derive(Debug, Clone)]
-pub struct DueLead {
-    pub id: String,
-    pub contact_name: Option<String>,
-    pub owner_id: Option<String>,
-    pub owner_name: Option<String>,
-    pub team_id: Option<String>,
-    pub status: String,
-    pub next_action_at: Option<i64>,
-    pub next_action_note: Option<String>,
-    pub last_activity_at: i64,
-}
-
-const DUE_SELECT: &str = "SELECT l.id, c.name AS contact_name, l.owner_id, r.name AS owner_name, l.team_id, l.status, \
-     l.next_action_at, l.next_action_note, l.last_activity_at \
-     FROM leads l JOIN contacts c ON c.id = l.contact_id LEFT JOIN reps r ON r.id = l.owner_id";
-
-fn due_lead(r: &sqlx::any::AnyRow) -> Result<DueLead> {
-    Ok(DueLead {
-        id: r.col("id")?,
-        contact_name: r.col("contact_name")?,
-        owner_id: r.col("owner_id")?,
-        owner_name: r.col("owner_name")?,
-        team_id: r.col("team_id")?,
-        status: r.col("status")?,
-        next_action_at: r.col("next_action_at")?,
-        next_action_note: r.col("next_action_note")?,
-        last_activity_at: r.col("last_activity_at")?,
-    })
-}
-
-/// `$1, $2, …` from `first` for `n` values.
-fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
-}
 
 impl Tx {
     fn claim_clause(&self) -> &'static str {
@@ -52,17 +15,18 @@ impl Tx {
         }
     }
 
-    async fn due(&mut self, condition: &str, args: &[i64], limit: i64) -> Result<Vec<DueLead>> {
-        let sql = format!("{DUE_SELECT} WHERE {condition} LIMIT {limit}{}", self.claim_clause());
+    /// Leads matching `condition` (over `l`, with `$1…` bound to `args`), claimed.
+    async fn due(&mut self, condition: &str, args: &[i64], limit: i64) -> Result<Vec<LeadRow>> {
+        let sql = format!("{LEAD_SELECT} WHERE {condition} LIMIT {limit}{}", self.claim_clause());
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for a in args {
             q = q.bind(*a);
         }
-        q.fetch_all(&mut *self.tx).await?.iter().map(due_lead).collect()
+        q.fetch_all(&mut *self.tx).await?.iter().map(LeadRow::from_row).collect()
     }
 
     /// Open leads whose next action fell due and whose owner was not yet reminded of it.
-    pub async fn due_reminders(&mut self, now: i64, limit: i64) -> Result<Vec<DueLead>> {
+    pub async fn due_reminders(&mut self, now: i64, limit: i64) -> Result<Vec<LeadRow>> {
         self.due(
             "l.closed_at IS NULL AND l.next_action_at IS NOT NULL AND l.next_action_at <= $1 \
              AND l.owner_id IS NOT NULL AND (l.reminded_for IS NULL OR l.reminded_for <> l.next_action_at)",
@@ -72,7 +36,7 @@ impl Tx {
         .await
     }
 
-    pub async fn mark_reminded(&mut self, lead: &DueLead) -> Result<()> {
+    pub async fn mark_reminded(&mut self, lead: &LeadRow) -> Result<()> {
         sqlx::query("UPDATE leads SET reminded_for = $1 WHERE id = $2")
             .bind(lead.next_action_at)
             .bind(lead.id.clone())
@@ -82,7 +46,7 @@ impl Tx {
     }
 
     /// Open leads without activity since `quiet_since` that were not reported since then.
-    pub async fn stale_leads(&mut self, quiet_since: i64, limit: i64) -> Result<Vec<DueLead>> {
+    pub async fn stale_leads(&mut self, quiet_since: i64, limit: i64) -> Result<Vec<LeadRow>> {
         self.due(
             "l.closed_at IS NULL AND l.last_activity_at <= $1 \
              AND (l.stale_for IS NULL OR l.stale_for <> l.last_activity_at)",
@@ -92,7 +56,7 @@ impl Tx {
         .await
     }
 
-    pub async fn mark_stale(&mut self, lead: &DueLead) -> Result<()> {
+    pub async fn mark_stale(&mut self, lead: &LeadRow) -> Result<()> {
         sqlx::query("UPDATE leads SET stale_for = $1 WHERE id = $2")
             .bind(lead.last_activity_at)
             .bind(lead.id.clone())
@@ -103,7 +67,7 @@ impl Tx {
 
     /// Open leads `waiting_response` since before `waiting_since`, counting from whichever is
     /// later: entering the status, or the prospect's last message.
-    pub async fn waiting_too_long(&mut self, waiting_since: i64, limit: i64) -> Result<Vec<DueLead>> {
+    pub async fn waiting_too_long(&mut self, waiting_since: i64, limit: i64) -> Result<Vec<LeadRow>> {
         self.due(
             "l.closed_at IS NULL AND l.status = 'waiting_response' \
              AND COALESCE((SELECT MAX(s.at) FROM status_changes s WHERE s.lead_id = l.id \
@@ -118,7 +82,7 @@ impl Tx {
 
     /// Open leads with at least `attempts` outbound messages since the prospect last wrote,
     /// the latest sent before `last_before`.
-    pub async fn unanswered(&mut self, attempts: i64, last_before: i64, limit: i64) -> Result<Vec<DueLead>> {
+    pub async fn unanswered(&mut self, attempts: i64, last_before: i64, limit: i64) -> Result<Vec<LeadRow>> {
         self.due(
             "l.closed_at IS NULL AND l.owner_id IS NOT NULL AND l.first_response_at IS NOT NULL AND $1 <= \
              (SELECT COUNT(*) FROM interactions o WHERE o.lead_id = l.id AND o.direction = 'outbound' \
@@ -129,15 +93,6 @@ impl Tx {
             limit,
         )
         .await
-    }
-
-    /// How many times the sla has moved the lead on.
-    pub async fn sla_moves(&mut self, lead_id: &str) -> Result<i64> {
-        let n = sqlx::query_scalar("SELECT COUNT(*) FROM assignments WHERE lead_id = $1 AND reason = 'sla'")
-            .bind(lead_id.to_owned())
-            .fetch_one(&mut *self.tx)
-            .await?;
-        Ok(n)
     }
 
     pub async fn mark_escalated(&mut self, lead_id: &str, now: i64) -> Result<()> {
@@ -172,26 +127,23 @@ impl Tx {
         now: i64,
         quiet_since: Option<i64>,
     ) -> Result<DigestCounts> {
-        let sql = format!(
-            "SELECT \
-             SUM(CASE WHEN created_at >= $1 AND created_at < $2 THEN 1 ELSE 0 END) AS new_leads, \
-             SUM(CASE WHEN closed_at IS NULL AND owner_id IS NULL THEN 1 ELSE 0 END) AS unassigned, \
-             SUM(CASE WHEN closed_at IS NULL AND next_action_at < $3 THEN 1 ELSE 0 END) AS overdue, \
-             SUM(CASE WHEN closed_at IS NULL AND last_activity_at <= $4 THEN 1 ELSE 0 END) AS stale, \
-             SUM(CASE WHEN status = 'won' AND closed_at >= $1 AND closed_at < $2 THEN 1 ELSE 0 END) AS won, \
-             SUM(CASE WHEN status = 'lost' AND closed_at >= $1 AND closed_at < $2 THEN 1 ELSE 0 END) AS lost \
-             FROM leads WHERE merged_into IS NULL AND team_id IN ({})",
-            placeholders(5, teams.len().max(1))
-        );
-        let mut q =
-            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(from).bind(to).bind(now).bind(quiet_since.unwrap_or(i64::MIN));
-        if teams.is_empty() {
-            q = q.bind(String::new());
+        let mut q = Sql::new("SELECT SUM(CASE WHEN created_at >= ");
+        q.bind(from).push(" AND created_at < ").bind(to).push(" THEN 1 ELSE 0 END) AS new_leads");
+        q.push(", SUM(CASE WHEN closed_at IS NULL AND owner_id IS NULL THEN 1 ELSE 0 END) AS unassigned");
+        q.push(", SUM(CASE WHEN closed_at IS NULL AND next_action_at < ").bind(now);
+        q.push(" THEN 1 ELSE 0 END) AS overdue, SUM(CASE WHEN closed_at IS NULL AND last_activity_at <= ");
+        q.bind(quiet_since.unwrap_or(i64::MIN)).push(" THEN 1 ELSE 0 END) AS stale");
+        for status in ["won", "lost"] {
+            q.push(&format!(", SUM(CASE WHEN status = '{status}' AND closed_at >= ")).bind(from);
+            q.push(" AND closed_at < ").bind(to).push(&format!(" THEN 1 ELSE 0 END) AS {status}"));
         }
+        // NULL in the list matches nothing: an empty team list counts nothing.
+        q.push(" FROM leads WHERE merged_into IS NULL AND team_id IN (NULL");
         for t in teams {
-            q = q.bind(t.clone());
+            q.push(", ").bind(t.clone());
         }
-        let row = q.fetch_one(&mut *self.tx).await?;
+        q.push(")");
+        let row = q.build().fetch_one(&mut *self.tx).await?;
         let n = |c: &str| -> Result<i64> { Ok(row.col::<Option<i64>>(c)?.unwrap_or(0)) };
         Ok(DigestCounts {
             new: n("new_leads")?,

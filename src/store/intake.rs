@@ -10,7 +10,7 @@ use crate::domain::working_hours::WorkingHours;
 use crate::domain::{Identity, Inquiry};
 
 use super::batch::{Arg, Batch, BatchRows};
-use super::rows::Col;
+use super::rows::{Col, LEAD_SELECT, LeadRow, Sql};
 use super::{Backend, Result, StoreError, Tx, from_ms, new_id};
 
 /// An event on a lead and the outbox messages it fans out to.
@@ -697,24 +697,45 @@ impl Tx {
     }
 
     /// Open leads of `team_id` assigned before `assigned_before` that their owner has not
-    /// taken on and the manager was not yet told about: `(id, owner)`, longest waiting first.
+    /// taken on and the manager was not yet told about, longest waiting first, each with how
+    /// many times the sla has moved it already.
     pub async fn unaccepted_leads(
         &mut self,
         team_id: &str,
         assigned_before: i64,
         limit: i64,
-    ) -> Result<Vec<(String, String)>> {
-        let rows = sqlx::query(
-            "SELECT id, owner_id FROM leads WHERE team_id = $1 AND accepted_at IS NULL AND closed_at IS NULL \
-             AND owner_id IS NOT NULL AND first_response_at IS NULL AND escalated_at IS NULL AND assigned_at < $2 \
-             ORDER BY assigned_at LIMIT $3",
-        )
-        .bind(team_id.to_owned())
-        .bind(assigned_before)
-        .bind(limit)
-        .fetch_all(&mut *self.tx)
-        .await?;
-        rows.iter().map(|r| Ok((r.col("id")?, r.col("owner_id")?))).collect()
+    ) -> Result<Vec<(LeadRow, i64)>> {
+        let mut q = Sql::new(LEAD_SELECT);
+        q.push(" WHERE l.team_id = ").bind(team_id.to_owned());
+        q.push(
+            " AND l.accepted_at IS NULL AND l.closed_at IS NULL AND l.owner_id IS NOT NULL \
+             AND l.first_response_at IS NULL AND l.escalated_at IS NULL AND l.assigned_at < ",
+        );
+        q.bind(assigned_before).push(" ORDER BY l.assigned_at LIMIT ").bind(limit);
+        let leads =
+            q.build().fetch_all(&mut *self.tx).await?.iter().map(LeadRow::from_row).collect::<Result<Vec<_>>>()?;
+        if leads.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = Sql::new("SELECT lead_id, COUNT(*) AS n FROM assignments WHERE reason = 'sla' AND lead_id IN (");
+        for (i, lead) in leads.iter().enumerate() {
+            q.push(if i == 0 { "" } else { ", " }).bind(lead.id.clone());
+        }
+        q.push(") GROUP BY lead_id");
+        let moves: std::collections::HashMap<String, i64> = q
+            .build()
+            .fetch_all(&mut *self.tx)
+            .await?
+            .iter()
+            .map(|r| Ok((r.col("lead_id")?, r.col("n")?)))
+            .collect::<Result<_>>()?;
+        Ok(leads
+            .into_iter()
+            .map(|lead| {
+                let n = moves.get(&lead.id).copied().unwrap_or(0);
+                (lead, n)
+            })
+            .collect())
     }
 
     /// Open leads without an owner, oldest first: `(id, team, created_at)`.

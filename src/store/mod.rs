@@ -30,7 +30,6 @@ use sqlx::{Any, AnyPool, ConnectOptions, Executor, SqlSafeStr, Transaction};
 
 pub(crate) use batch::{Batch, BatchRows};
 pub use contacts::{ContactDetail, ContactSummary, MergeOutcome};
-pub use followup::DueLead;
 pub use history::{StatusChangeRow, TaskPatch, TaskRow};
 pub use inbound::{InboundItem, InboundMeta, InboundRecord};
 pub(crate) use inbound::{mark_deliverable, mark_undeliverable, outbox_row};
