@@ -216,6 +216,7 @@ async fn list_leads(
         open: q.open,
         limit: limit + 1,
         cursor: q.cursor,
+        ..Default::default()
     };
     let rows = state.store().leads(&filter, ms(jiff::Timestamp::now())).await?;
     let (rows, next_cursor) = into_page(rows, limit, |l| l.id.clone());

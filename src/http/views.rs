@@ -180,6 +180,7 @@ impl From<TaskRow> for TaskView {
 
 impl LeadView {
     pub fn new(l: LeadRow, identities: Vec<IdentityRow>) -> Self {
+        let overdue = l.overdue(crate::store::ms(jiff::Timestamp::now()));
         LeadView {
             source: SourceView {
                 form: l.source_form,
@@ -199,8 +200,7 @@ impl LeadView {
                 identities: identities.into_iter().map(IdentityView::from).collect(),
             },
             custom_fields: serde_json::from_str(&l.custom_fields).unwrap_or_else(|_| serde_json::json!({})),
-            overdue: l.closed_at.is_none()
-                && l.next_action_at.is_some_and(|at| at < crate::store::ms(jiff::Timestamp::now())),
+            overdue,
             id: l.id,
             status: l.status,
             lost_reason: l.lost_reason,

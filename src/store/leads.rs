@@ -18,6 +18,8 @@ pub struct LeadFilter {
     pub unassigned: Option<bool>,
     /// `Some(true)`: open leads only; `Some(false)`: won or lost ones.
     pub open: Option<bool>,
+    /// Only leads closed at or after this time.
+    pub closed_since: Option<i64>,
     pub limit: i64,
     /// Id of the last lead of the previous page.
     pub cursor: Option<String>,
@@ -78,6 +80,9 @@ impl Store {
         }
         if let Some(c) = &f.channel {
             q.push(" AND l.channel = ").bind(c.clone());
+        }
+        if let Some(since) = f.closed_since {
+            q.push(" AND l.closed_at >= ").bind(since);
         }
         match f.overdue {
             Some(true) => {

@@ -215,12 +215,64 @@ impl Tx {
     }
 }
 
+/// A value to find reps by.
+enum RepKey {
+    Text(String),
+    Int(i64),
+}
+
+impl From<String> for RepKey {
+    fn from(v: String) -> Self {
+        RepKey::Text(v)
+    }
+}
+
+impl From<i64> for RepKey {
+    fn from(v: i64) -> Self {
+        RepKey::Int(v)
+    }
+}
+
 impl Store {
     pub async fn reps(&self) -> Result<Vec<RepRecord>> {
+        self.reps_where(None).await
+    }
+
+    pub async fn rep(&self, id: &str) -> Result<Option<RepRecord>> {
+        Ok(self.reps_where(Some(("id", id.to_owned().into()))).await?.pop())
+    }
+
+    /// The rep whose Telegram chat is `chat_id` (a linked rep's private chat is their user id),
+    /// with everything about them.
+    pub async fn rep_in_telegram(&self, chat_id: i64) -> Result<Option<RepRecord>> {
+        Ok(self.reps_where(Some(("telegram_chat_id", chat_id.into()))).await?.pop())
+    }
+
+    /// Every rep, or those whose `column` equals the value, with their teams.
+    async fn reps_where(&self, filter: Option<(&'static str, RepKey)>) -> Result<Vec<RepRecord>> {
         let mut q = Sql::new("SELECT ");
-        q.push(REP_COLUMNS).push(" FROM reps ORDER BY id");
+        q.push(REP_COLUMNS).push(" FROM reps");
+        let mut m = Sql::new("SELECT team_id, rep_id FROM team_members");
+        if let Some((column, value)) = &filter {
+            q.push(&format!(" WHERE {column} = "));
+            m.push(&format!(" WHERE rep_id IN (SELECT id FROM reps WHERE {column} = "));
+            match value {
+                RepKey::Text(v) => {
+                    q.bind(v.clone());
+                    m.bind(v.clone());
+                }
+                RepKey::Int(v) => {
+                    q.bind(*v);
+                    m.bind(*v);
+                }
+            }
+            m.push(")");
+        }
+        q.push(" ORDER BY id");
+        m.push(" ORDER BY team_id");
         let rows = q.build().fetch_all(self.reader()).await?;
-        let members = sqlx::query("SELECT team_id, rep_id FROM team_members ORDER BY team_id")
+        let members = m
+            .build()
             .fetch_all(self.reader())
             .await?
             .iter()
@@ -250,10 +302,6 @@ impl Store {
                 })
             })
             .collect()
-    }
-
-    pub async fn rep(&self, id: &str) -> Result<Option<RepRecord>> {
-        Ok(self.reps().await?.into_iter().find(|r| r.id == id))
     }
 
     /// The rep whose Telegram chat is `chat_id`.

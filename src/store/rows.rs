@@ -113,6 +113,11 @@ pub(crate) const LEAD_SELECT: &str = "SELECT l.id, l.contact_id, c.name AS conta
      FROM leads l JOIN contacts c ON c.id = l.contact_id LEFT JOIN reps r ON r.id = l.owner_id";
 
 impl LeadRow {
+    /// Open, and its next action is past due at `now`.
+    pub fn overdue(&self, now: i64) -> bool {
+        self.closed_at.is_none() && self.next_action_at.is_some_and(|at| at < now)
+    }
+
     pub(crate) fn from_row(row: &AnyRow) -> Result<Self> {
         let owner_id: Option<String> = row.col("owner_id")?;
         let owner_name: Option<String> = row.col("owner_name")?;

@@ -4,7 +4,7 @@
 
 use super::inbound::InboundRecord;
 use super::rows::Col;
-use super::{RepRecord, Result, Store, Tx, new_id};
+use super::{Result, Store, Tx, new_id};
 
 /// The prospect's Telegram account on a lead's contact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,14 +20,6 @@ pub fn message_ref(chat_id: i64, message_id: i64) -> String {
 }
 
 impl Store {
-    /// The rep whose linked chat is the private chat of Telegram user `user_id`.
-    pub async fn linked_rep(&self, user_id: i64) -> Result<Option<RepRecord>> {
-        match self.rep_by_telegram(user_id).await? {
-            Some(id) => self.rep(&id).await,
-            None => Ok(None),
-        }
-    }
-
     pub async fn create_rep_link(&self, rep_id: &str, code_hash: &str, expires_at: i64, now: i64) -> Result<()> {
         let mut tx = self.begin().await?;
         sqlx::query("INSERT INTO rep_links (code_hash, rep_id, expires_at, created_at) VALUES ($1, $2, $3, $4)")

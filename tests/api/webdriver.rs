@@ -138,13 +138,6 @@ impl Browser {
             .to_owned()
     }
 
-    pub async fn active_element_name(&self) -> String {
-        let v = self.call(reqwest::Method::GET, "/element/active", None).await;
-        let id = v[ELEMENT].as_str().unwrap_or_default();
-        let name = self.call(reqwest::Method::GET, &format!("/element/{id}/attribute/name"), None).await;
-        name.as_str().unwrap_or_default().to_owned()
-    }
-
     /// Runs `script` (a function body; `arguments` holds `args`) in the page.
     pub async fn execute(&self, script: &str, args: Value) -> Value {
         self.call(reqwest::Method::POST, "/execute/sync", Some(json!({"script": script, "args": args}))).await

@@ -231,7 +231,7 @@ impl TelegramChannel {
                 if let Some(code) = m.start_payload.as_deref().and_then(|p| p.strip_prefix("link-")) {
                     return self.link_rep(&record("link"), m.chat_id, code).instrument(span).await;
                 }
-                if let Some(rep) = self.intake.store.linked_rep(m.from.id).await.map_err(storage)? {
+                if let Some(rep) = self.intake.store.rep_in_telegram(m.from.id).await.map_err(storage)? {
                     return self.rep_message(&record("rep"), &rep, &m).instrument(span).await;
                 }
                 let inquiry = self.inquiry(&key, &m);

@@ -454,7 +454,8 @@ mod tests {
             let _ = typed_lead_id(&data);
         }
 
-        /// `/next <when>` is typed by people: anything is a time after now, or refused.
+        /// `/next <when>` is typed by people: anything is a time or refused, without panicking,
+        /// and a duration never lands before now.
         #[test]
         fn any_when_is_a_time_or_refused(when in "\\PC{0,30}|[0-9]{1,12}(s|m|h|d|w|y)|20[0-9]{2}-[0-9]{2}-[0-9]{2}") {
             let now = jiff::Timestamp::now();

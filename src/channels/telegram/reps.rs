@@ -214,7 +214,8 @@ impl TelegramChannel {
         let Some(action) = Action::decode(data) else {
             return self.in_tx(rec, refuse("This button no longer works.")).await;
         };
-        let rep = self.intake.store.linked_rep(from.id).await.map_err(|e| TelegramError::Storage(e.to_string()))?;
+        let rep =
+            self.intake.store.rep_in_telegram(from.id).await.map_err(|e| TelegramError::Storage(e.to_string()))?;
         let work = match &rep {
             Some(rep) => Work::Press { rep, action, callback, at },
             None => refuse("Only linked reps can use these buttons: ask an admin for your link."),

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use maud::html;
 
-use super::inbox::{overdue, who};
+use super::inbox::who;
 use super::session::csrf_field;
 use super::{AppResult, Nav, Session, layout, render, status_label, time_el};
 use crate::domain::Status;
@@ -25,15 +25,11 @@ pub(super) async fn page(session: Session, State(state): State<AppState>) -> App
         let filter = LeadFilter {
             status: Some(status.as_str().to_owned()),
             owner: owner.clone(),
-            limit: if status.is_open() { COLUMN } else { COLUMN * 2 },
+            closed_since: (!status.is_open()).then_some(now - CLOSED_WINDOW_MS),
+            limit: COLUMN,
             ..Default::default()
         };
-        let mut leads = state.store().leads(&filter, now).await?;
-        if !status.is_open() {
-            leads.retain(|l| l.closed_at.is_some_and(|at| at >= now - CLOSED_WINDOW_MS));
-            leads.truncate(COLUMN as usize);
-        }
-        columns.push((status, leads));
+        columns.push((status, state.store().leads(&filter, now).await?));
     }
     let ids: Vec<String> = columns.iter().flat_map(|(_, ls)| ls.iter().map(|l| l.contact_id.clone())).collect();
     let identities = state.store().identities_by_contact(&ids).await?;
@@ -53,7 +49,7 @@ pub(super) async fn page(session: Session, State(state): State<AppState>) -> App
                                 p .meta {
                                     @match &l.owner { Some(o) => (o.name), None => span .muted { "unassigned" } }
                                     @if let Some(at) = l.next_action_at {
-                                        " · " (time_el(at)) @if overdue(l, now) { " " span .badge .overdue { "overdue" } }
+                                        " · " (time_el(at)) @if l.overdue(now) { " " span .badge .overdue { "overdue" } }
                                     }
                                 }
                                 form .move method="post" action={"/app/leads/" (l.id) "/status"} {

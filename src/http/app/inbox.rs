@@ -10,10 +10,10 @@ use super::{AppError, AppResult, Nav, Session, filled, layout, query, render, st
 use crate::domain::{Channel, Status};
 use crate::http::AppState;
 use crate::http::error::ApiError;
+use crate::http::extract::into_page;
 use crate::store::{IdentityRow, LeadFilter, LeadRow, ms};
 
 const PAGE: i64 = 50;
-const CHANNELS: [&str; 4] = ["telegram", "email", "webform", "api"];
 
 #[derive(Debug, Default, Deserialize, Serialize)]
 pub(super) struct InboxQuery {
@@ -63,20 +63,19 @@ pub(super) async fn page(
         q: filled(&q.q).map(str::to_owned),
         overdue: ticked(&q.overdue).then_some(true),
         unassigned: ticked(&q.unassigned).then_some(true),
-        open: None,
         limit: PAGE + 1,
         cursor: filled(&q.cursor).map(str::to_owned),
+        ..Default::default()
     };
     let now = ms(jiff::Timestamp::now());
-    let mut rows = state.store().leads(&filter, now).await?;
-    let more = rows.len() > PAGE as usize;
-    rows.truncate(PAGE as usize);
+    let rows = state.store().leads(&filter, now).await?;
+    let (rows, next_cursor) = into_page(rows, PAGE, |l| l.id.clone());
     let contact_ids: Vec<String> = rows.iter().map(|l| l.contact_id.clone()).collect();
     let identities = state.store().identities_by_contact(&contact_ids).await?;
     let reps = if session.is_admin() { state.store().reps().await? } else { Vec::new() };
 
-    let next = more.then(|| {
-        let next = InboxQuery { cursor: rows.last().map(|l| l.id.clone()), ..clean(&q) };
+    let next = next_cursor.map(|cursor| {
+        let next = InboxQuery { cursor: Some(cursor), ..clean(&q) };
         format!("/app?{}", serde_urlencoded::to_string(&next).unwrap_or_default())
     });
     let content = html! {
@@ -110,7 +109,7 @@ pub(super) async fn page(
                 label for="f-channel" { "Channel" }
                 select #f-channel name="channel" {
                     option value="" { "Any" }
-                    @for c in CHANNELS {
+                    @for c in Channel::ALL.map(Channel::as_str) {
                         option value=(c) selected[filled(&q.channel) == Some(c)] { (c) }
                     }
                 }
@@ -176,10 +175,6 @@ pub(super) fn source(l: &LeadRow) -> Option<String> {
     l.utm_source.clone().or(l.source_form.clone()).or(l.source_mailbox.clone()).or(l.source_bot.clone())
 }
 
-pub(super) fn overdue(l: &LeadRow, now: i64) -> bool {
-    l.closed_at.is_none() && l.next_action_at.is_some_and(|at| at < now)
-}
-
 fn row(l: &LeadRow, identities: &[IdentityRow], now: i64) -> Markup {
     html! {
         tr {
@@ -194,7 +189,7 @@ fn row(l: &LeadRow, identities: &[IdentityRow], now: i64) -> Markup {
             td data-label="Next action" {
                 @if let Some(at) = l.next_action_at {
                     (time_el(at))
-                    @if overdue(l, now) { " " span .badge .overdue { "overdue" } }
+                    @if l.overdue(now) { " " span .badge .overdue { "overdue" } }
                 } @else { span .muted { "—" } }
             }
             td data-label="Last activity" { (time_el(l.last_activity_at)) }

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::inbox::{overdue, source, who};
+use super::inbox::{source, who};
 use super::session::{Post, csrf_field};
 use super::{
     AppError, AppResult, Nav, Session, datetime_local, filled, layout, parse_local, query, render, status_label,
@@ -138,7 +138,7 @@ async fn card(
                     dt { "Channel" } dd { (lead.channel) @if let Some(s) = source(&lead) { " · " (s) } }
                     dt { "Next action" } dd {
                         @if let Some(at) = lead.next_action_at {
-                            (time_el(at)) @if overdue(&lead, now) { " " span .badge .overdue { "overdue" } }
+                            (time_el(at)) @if lead.overdue(now) { " " span .badge .overdue { "overdue" } }
                             @if let Some(n) = &lead.next_action_note { br; (n) }
                         } @else { span .muted { "none" } }
                     }
@@ -403,8 +403,6 @@ pub(super) async fn reassign(
     Path(id): Path<String>,
     Post { session, form }: Post<ReassignForm>,
 ) -> AppResult<Response> {
-    // A rep cannot learn whether another rep's lead exists by trying to reassign it.
-    visible_lead(&state, &session, &id).await?;
     let result = async {
         session.require_admin()?;
         let owner = filled(&form.owner).ok_or_else(|| ApiError::invalid("choose the new owner"))?;
