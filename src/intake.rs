@@ -227,16 +227,25 @@ impl Intake {
                 }
                 let mut out = vec![created];
                 if let Some((o, name)) = owner {
-                    out.push(self.assigned_event(lead_id, &o.rep_id, &name, o.reason, now));
+                    out.push(self.assigned_event(lead_id, (&o.rep_id, &name), o.reason, None, now));
                 }
                 out
             }
         }
     }
 
-    fn assigned_event(&self, lead_id: &str, rep_id: &str, rep_name: &str, reason: &str, now: i64) -> NewEvent {
+    /// `lead.assigned` for `rep_id`, who is told. Callers add `previous_owner` and the team
+    /// announcement where those apply.
+    pub(crate) fn assigned_event(
+        &self,
+        lead_id: &str,
+        (rep_id, rep_name): (&str, &str),
+        reason: &str,
+        actor: Option<&str>,
+        now: i64,
+    ) -> NewEvent {
         let data = json!({"lead": {"id": lead_id, "owner": {"id": rep_id, "name": rep_name}}, "reason": reason});
-        let mut event = events::lead_event(&self.settings, LEAD_ASSIGNED, lead_id, None, data, now);
+        let mut event = events::lead_event(&self.settings, LEAD_ASSIGNED, lead_id, actor, data, now);
         events::notify_rep(&mut event, &self.settings, rep_id);
         event
     }
@@ -280,7 +289,7 @@ impl Intake {
             }
             let name =
                 team.candidates.iter().find(|c| c.rep_id == owner.rep_id).map(|c| c.name.clone()).unwrap_or_default();
-            let mut event = self.assigned_event(&lead_id, &owner.rep_id, &name, owner.reason, ms(now));
+            let mut event = self.assigned_event(&lead_id, (&owner.rep_id, &name), owner.reason, None, ms(now));
             events::announce(&mut event, &self.settings, Some(&team_id));
             let route = Some((team_id.as_str(), team.seq + 1));
             tx.assign(&lead_id, None, &owner.rep_id, route, owner.reason, &owner.wrr_updates, true, &[event], ms(now))

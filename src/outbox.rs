@@ -23,12 +23,16 @@ pub struct OutboxWorker {
     pub wakeup: Arc<Notify>,
 }
 
-/// Delay before attempt `attempts + 1`: `base · 2^attempts`, capped, with full jitter in its
-/// upper half so retries from many failed messages spread out.
+/// Delay before attempt `attempts + 1` of a message.
 pub fn backoff(settings: &OutboxSettings, attempts: u32) -> Duration {
-    let base = settings.base_backoff.0.as_millis() as u64;
-    let cap = settings.max_backoff.0.as_millis() as u64;
-    let full = base.saturating_mul(2u64.saturating_pow(attempts)).min(cap).max(1);
+    jittered_backoff(settings.base_backoff.0, settings.max_backoff.0, attempts)
+}
+
+/// `base · 2^n`, capped, with jitter in its upper half so that many things that failed
+/// together (messages, workers) do not retry together.
+pub fn jittered_backoff(base: Duration, cap: Duration, n: u32) -> Duration {
+    let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let full = millis(base).saturating_mul(2u64.saturating_pow(n.min(40))).min(millis(cap)).max(1);
     Duration::from_millis(full / 2 + rand::random_range(0..=full / 2))
 }
 

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::domain::followup;
 use crate::domain::lead::{self, LeadRuleError, Status};
-use crate::events::{self, LEAD_ASSIGNED, LEAD_MESSAGE, LEAD_REASSIGNED_AWAY, LEAD_STATUS_CHANGED};
+use crate::events::{self, LEAD_MESSAGE, LEAD_REASSIGNED_AWAY, LEAD_STATUS_CHANGED};
 use crate::intake::Intake;
 use crate::store::{LeadRow, NewEvent, NewInteraction, StatusChange, StoreError, TaskPatch, TaskRow, Tx, ms};
 
@@ -172,11 +172,9 @@ impl Intake {
                     return Err(PipelineError::Invalid(format!("owner `{owner}` is not a rep")));
                 };
                 let previous = lead.owner.as_ref().map(|o| o.id.as_str());
-                let data = json!({"lead": {"id": lead.id, "owner": {"id": owner, "name": rep.name}}, "reason": "manual",
-                                  "previous_owner": previous, "note": u.reassign_note});
-                let mut event =
-                    events::lead_event(&self.settings, LEAD_ASSIGNED, &lead.id, Some(&actor.label()), data, now);
-                events::notify_rep(&mut event, &self.settings, owner);
+                let mut event = self.assigned_event(&lead.id, (owner, &rep.name), "manual", Some(&actor_label), now);
+                event.data["data"]["previous_owner"] = json!(previous);
+                event.data["data"]["note"] = json!(u.reassign_note);
                 events::announce(&mut event, &self.settings, lead.team_id.as_deref());
                 let mut events = vec![event];
                 if let Some(previous) = previous {

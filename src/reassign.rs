@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::domain::followup;
 use crate::domain::plan;
 use crate::domain::routing::Strategy;
-use crate::events::{self, LEAD_ASSIGNED, LEAD_ESCALATED, LEAD_REASSIGNED_AWAY};
+use crate::events::{self, LEAD_ESCALATED, LEAD_REASSIGNED_AWAY};
 use crate::intake::Intake;
 use crate::settings::TeamSettings;
 use crate::store::{StoreError, ms, with_retries};
@@ -64,13 +64,12 @@ impl Intake {
             team.candidates.retain(|c| c.rep_id != previous);
             let Some(next) = plan::choose_owner(&team, None, false, now) else { continue };
             let name = team.candidates.iter().find(|c| c.rep_id == next.rep_id).map(|c| c.name.clone());
-            let data = json!({"lead": {"id": lead_id, "owner": {"id": next.rep_id, "name": name}},
-                              "reason": "sla", "previous_owner": previous});
-            let mut event = events::lead_event(&self.settings, LEAD_ASSIGNED, lead_id, None, data, ms(now));
-            events::notify_rep(&mut event, &self.settings, &next.rep_id);
+            let name = name.unwrap_or_else(|| next.rep_id.clone());
+            let mut event = self.assigned_event(lead_id, (&next.rep_id, &name), "sla", None, ms(now));
+            event.data["data"]["previous_owner"] = json!(previous);
             events::announce(&mut event, &self.settings, Some(team_id));
             // The rep it leaves hears so too: the card they have is no longer theirs to act on.
-            let alert = followup::moved_away(who, name.as_deref().unwrap_or(&next.rep_id));
+            let alert = followup::moved_away(who, &name);
             let mut left = events::lead_event(
                 &self.settings,
                 LEAD_REASSIGNED_AWAY,

@@ -75,9 +75,14 @@ fn config(api_url: &str) -> String {
 }
 
 /// A private message from prospect `n` (first name `P<run>-<n>`), as Telegram posts it.
+/// Update and user ids start from the run's start time, so a second run against the same
+/// database (`--database-url`) meets new people, not redelivered updates.
 fn update(run: &str, n: usize) -> String {
-    let user = 10_000_000 + n as i64;
-    json!({"update_id": n + 1, "message": {
+    static FIRST: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    // Within 32 bits, as Telegram's own update ids are.
+    let first = *FIRST.get_or_init(|| 1_000_000 + jiff::Timestamp::now().as_second() % 1_000_000 * 1000);
+    let user = first + n as i64;
+    json!({"update_id": user, "message": {
         "message_id": 1, "date": 1_764_000_000, "text": "Hello! Do you deliver to Kazan?",
         "from": {"id": user, "is_bot": false, "first_name": format!("P{run}-{n}"), "language_code": "en"},
         "chat": {"id": user, "type": "private", "first_name": format!("P{run}-{n}")}}})

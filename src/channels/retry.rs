@@ -4,12 +4,9 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-/// Exponential backoff from 1 s up to `max`, with jitter in its upper half so that workers
-/// that failed together do not retry together.
+/// Exponential backoff from 1 s up to `max`, with jitter.
 pub fn backoff(failures: u32, max: Duration) -> Duration {
-    let max = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
-    let base = 1000u64.saturating_mul(2u64.saturating_pow(failures.min(20))).min(max).max(1);
-    Duration::from_millis(base / 2 + rand::random_range(0..=base / 2))
+    crate::outbox::jittered_backoff(Duration::from_secs(1), max, failures)
 }
 
 /// Sleeps for `d`, or less when the worker is being stopped.

@@ -13,7 +13,7 @@ use super::render::{self, Action, View};
 use super::{TelegramChannel, TelegramError, message_key};
 use crate::domain::lead::{LeadRuleError, Status};
 use crate::domain::routing::Strategy;
-use crate::events::{self, LEAD_ASSIGNED, LEAD_MESSAGE};
+use crate::events::{self, LEAD_MESSAGE};
 use crate::pipeline::{Actor, LeadUpdate, PipelineError};
 use crate::store::{InboundRecord, LeadFilter, LeadRow, NewInteraction, RepRecord, StoreError, Tx, ms};
 
@@ -341,10 +341,8 @@ impl TelegramChannel {
         }
         let team = lead.team_id.as_deref().and_then(|t| settings.team(t));
         let reason = if team.is_some_and(|t| t.strategy == Strategy::Claim) { "claim" } else { "taken" };
-        let data = json!({"lead": {"id": lead.id, "owner": {"id": rep.id, "name": rep.name}}, "reason": reason});
-        let actor = format!("rep:{}", rep.id);
-        let mut event = events::lead_event(settings, LEAD_ASSIGNED, &lead.id, Some(&actor), data, now);
-        events::notify_rep(&mut event, settings, &rep.id);
+        let actor = Actor::Rep(rep.id.clone()).label();
+        let mut event = self.intake.assigned_event(&lead.id, (&rep.id, &rep.name), reason, Some(&actor), now);
         events::announce(&mut event, settings, lead.team_id.as_deref());
         tx.assign(&lead.id, None, &rep.id, None, reason, &[], true, &[event], now).await?;
         tx.accept_lead(&lead.id, now).await?;
