@@ -1,7 +1,6 @@
 //! The application: storage, HTTP, outbox and scheduler, with one shutdown.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -12,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::channels::email::MailboxReader;
 use crate::channels::status::ChannelStatus;
 use crate::channels::telegram::{TelegramChannel, TelegramError};
-use crate::http::{AppState, router};
+use crate::http::{AppState, ConnectionLimits, router, serve};
 use crate::intake::Intake;
 use crate::notify::Notifiers;
 use crate::outbox::OutboxWorker;
@@ -153,18 +152,18 @@ impl App {
         ));
 
         let addr = self.listener.local_addr()?;
-        tracing::info!(%addr, database = %redact(&self.settings.database.url), "leadrouter listening");
-        let http_cancel = cancel.child_token();
-        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-        let server =
-            axum::serve(self.listener, app).with_graceful_shutdown(async move { http_cancel.cancelled().await });
-        let mut server = tokio::spawn(async move { server.await });
+        let limits = connection_limits(&self.settings);
+        tracing::info!(%addr, database = %redact(&self.settings.database.url),
+            max_connections = limits.max_connections, "leadrouter listening");
+        let server = serve(self.listener, router(state), limits, cancel.child_token());
+        let mut server = tokio::spawn(server);
 
         tokio::select! {
             _ = shutdown => tracing::info!("shutting down"),
             result = &mut server => {
                 cancel.cancel();
-                return result.context("HTTP server task")?.context("HTTP server");
+                result.context("HTTP server task")?;
+                anyhow::bail!("the HTTP server stopped");
             }
         }
         cancel.cancel();
@@ -182,6 +181,45 @@ impl App {
         self.intake.store.close().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Descriptors kept back from client connections: the database pools, the outbox's and the
+/// channels' outgoing connections, the files we open.
+fn descriptor_reserve(settings: &Settings) -> u64 {
+    2 * u64::from(settings.database.max_connections) + 64 + 8 * settings.imap.len() as u64
+}
+
+/// The connection caps, with the total fitted to the file limit (raised to its hard limit
+/// first: the default soft limit of 1,024 is a leftover of `select`).
+fn connection_limits(settings: &Settings) -> ConnectionLimits {
+    let file_limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the open-file limit; assuming 1024");
+            1024
+        }
+    };
+    let budget = crate::http::connection_budget(file_limit, descriptor_reserve(settings));
+    let s = &settings.server;
+    let max_connections = match s.max_connections {
+        Some(n) if n > budget => {
+            tracing::warn!(
+                configured = n,
+                budget,
+                file_limit,
+                "server.max_connections is more than the open-file limit leaves room for; using the budget"
+            );
+            budget
+        }
+        Some(n) => n,
+        None => budget.min(65_536),
+    };
+    ConnectionLimits {
+        header_read_timeout: s.header_read_timeout.0,
+        idle_timeout: s.idle_timeout.0,
+        max_connections,
+        max_connections_per_client: s.max_connections_per_client,
     }
 }
 

@@ -125,6 +125,8 @@ impl Intake {
     }
 
     async fn commit_inquiry(&self, inquiry: &Inquiry, raw: &RawItem<'_>, also: Batch) -> Result<Outcome, IntakeError> {
+        // Every way in passes here: NULs are dropped once for all channels.
+        let inquiry = inquiry.clone().without_nul();
         let (reply, outcome) = oneshot::channel();
         let unit = IntakeUnit {
             intake: self.clone(),

@@ -75,6 +75,16 @@ pub struct ServerSettings {
     pub shutdown_grace: Duration,
     /// Two submissions with the same body and no submission id within this window are one.
     pub dedup_window: Duration,
+    /// A request's headers must be complete this soon after its first byte.
+    pub header_read_timeout: Duration,
+    /// A connection with no request in progress and no bytes moving is closed after this
+    /// long (a silent new connection, or an idle keep-alive one).
+    pub idle_timeout: Duration,
+    /// Open connections in total. Unset: as many as the process's file limit allows after
+    /// keeping descriptors back for the database, the outbox and the channels.
+    pub max_connections: Option<usize>,
+    /// Open connections from one client address.
+    pub max_connections_per_client: usize,
 }
 
 impl Default for ServerSettings {
@@ -89,6 +99,10 @@ impl Default for ServerSettings {
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
             dedup_window: Duration::from_secs(600),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: None,
+            max_connections_per_client: 256,
         }
     }
 }
@@ -106,11 +120,31 @@ impl Default for DatabaseSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthSettings {
     pub admin_tokens: Vec<SecretString>,
+    /// Failed authentications (API tokens, dashboard sign-in, webhook secrets) one client may
+    /// make per `failure_window` before it is answered 429 until the window ends.
+    pub failure_limit: u32,
+    pub failure_window: Duration,
+    /// Accept admin and rep tokens shorter than `MIN_TOKEN_CHARS` (local trials only).
+    pub allow_weak_tokens: bool,
 }
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            admin_tokens: Vec::new(),
+            failure_limit: 20,
+            failure_window: Duration::from_secs(60),
+            allow_weak_tokens: false,
+        }
+    }
+}
+
+/// The shortest admin or rep API token accepted (unless `auth.allow_weak_tokens`).
+pub const MIN_TOKEN_CHARS: usize = 24;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

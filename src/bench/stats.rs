@@ -10,10 +10,10 @@ use crate::store::ms;
 
 const DAY_MS: i64 = 86_400_000;
 const DAYS: i64 = 90;
-const AUTH: &str = "Authorization: Bearer bench-admin\r\n";
+const AUTH: &str = "Authorization: Bearer bench-admin-token-0123456789abcdef\r\n";
 
 fn config() -> String {
-    format!("[auth]\nadmin_tokens = [\"bench-admin\"]\n{}", super::BENCH_CONFIG)
+    format!("[auth]\nadmin_tokens = [\"bench-admin-token-0123456789abcdef\"]\n{}", super::BENCH_CONFIG)
 }
 
 pub(super) async fn run(

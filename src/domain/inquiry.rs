@@ -106,4 +106,39 @@ impl Inquiry {
         self.identities.sort();
         self.identities.dedup();
     }
+
+    /// The inquiry with NUL characters dropped from all its text (see `text`), so that it is
+    /// stored the same on both backends. Identities are already normalised and hold none.
+    pub fn without_nul(mut self) -> Self {
+        use super::text::{strip_nul, strip_nul_map, strip_nul_opt};
+        strip_nul(&mut self.external_id);
+        let s = &mut self.source;
+        for field in [
+            &mut s.form,
+            &mut s.mailbox,
+            &mut s.bot,
+            &mut s.utm_source,
+            &mut s.utm_medium,
+            &mut s.utm_campaign,
+            &mut s.utm_term,
+            &mut s.utm_content,
+            &mut s.referrer,
+        ] {
+            strip_nul_opt(field);
+        }
+        strip_nul_opt(&mut self.contact_name);
+        strip_nul_opt(&mut self.language);
+        strip_nul_opt(&mut self.country);
+        strip_nul_opt(&mut self.message.subject);
+        strip_nul(&mut self.message.text);
+        strip_nul_opt(&mut self.message.external_id);
+        for a in &mut self.message.attachments {
+            strip_nul_opt(&mut a.name);
+            strip_nul_opt(&mut a.content_type);
+            strip_nul_opt(&mut a.reference);
+        }
+        strip_nul_map(&mut self.custom_fields);
+        self.thread.iter_mut().for_each(strip_nul);
+        self
+    }
 }

@@ -8,6 +8,7 @@ pub mod inquiry;
 pub mod lead;
 pub mod plan;
 pub mod routing;
+pub mod text;
 pub mod working_hours;
 
 pub use identity::{EmailAddress, Identity, IdentityError, IdentityKind, PhoneE164, Region};

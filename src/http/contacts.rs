@@ -8,7 +8,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::auth::Caller;
+use super::auth::Admin;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiPath, ApiQuery, into_page, page_limit};
 use super::views::{ContactView, ts};
@@ -38,11 +38,10 @@ pub struct ContactList {
 #[utoipa::path(get, path = "/api/v1/contacts", tag = "contacts", params(ContactQuery), security(("bearer" = [])),
     responses((status = 200, body = ContactList)))]
 async fn list_contacts(
-    caller: Caller,
+    _: Admin,
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ContactQuery>,
 ) -> ApiResult<axum::Json<ContactList>> {
-    caller.require_admin()?;
     let limit = page_limit(q.limit)?;
     let items =
         state.store().contacts(q.q.as_deref().filter(|s| !s.trim().is_empty()), limit + 1, q.cursor.as_deref()).await?;
@@ -69,11 +68,10 @@ pub struct ContactDetailView {
 #[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "contacts", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = ContactDetailView), (status = 404, body = super::views::ErrorBody)))]
 async fn get_contact(
-    caller: Caller,
+    _: Admin,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<axum::Json<ContactDetailView>> {
-    caller.require_admin()?;
     let c = state.store().contact(&id).await?.ok_or(ApiError::NotFound("contact"))?;
     Ok(axum::Json(ContactDetailView {
         contact: c.contact.into(),
@@ -93,12 +91,11 @@ pub struct MergeRequest {
     security(("bearer" = [])),
     responses((status = 200, body = ContactDetailView), (status = 404, body = super::views::ErrorBody), (status = 409, body = super::views::ErrorBody)))]
 async fn merge_contact(
-    caller: Caller,
+    _: Admin,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<MergeRequest>,
 ) -> ApiResult<axum::Json<ContactDetailView>> {
-    caller.require_admin()?;
     if body.other_id == id {
         return Err(ApiError::invalid("a contact cannot be merged with itself"));
     }
@@ -111,17 +108,12 @@ async fn merge_contact(
     let mut tx = state.store().begin().await?;
     tx.merge_contacts(&id, std::slice::from_ref(&body.other_id), "manual", ms(jiff::Timestamp::now())).await?;
     tx.commit().await?;
-    get_contact(caller, State(state), ApiPath(id)).await
+    get_contact(Admin, State(state), ApiPath(id)).await
 }
 
 #[utoipa::path(delete, path = "/api/v1/contacts/{id}", tag = "contacts", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 204, description = "personal data erased; leads stay for statistics"), (status = 404, body = super::views::ErrorBody)))]
-async fn erase_contact(
-    caller: Caller,
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
-) -> ApiResult<StatusCode> {
-    caller.require_admin()?;
+async fn erase_contact(_: Admin, State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<StatusCode> {
     let mut tx = state.store().begin().await?;
     tx.erase_contact(&id, ms(jiff::Timestamp::now())).await?;
     tx.commit().await?;

@@ -30,6 +30,11 @@ pub enum ApiError {
     TooManyRequests(u64),
     #[error("the service is not ready: {0}")]
     Unavailable(String),
+    /// Kept as a failed inbound item (replayable) but not turned into a lead: never a 2xx.
+    #[error(
+        "the submission was kept as inbound item {0} but could not be processed; send it again later, or an operator replays it"
+    )]
+    NotProcessed(String),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -48,7 +53,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::NotProcessed(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -64,6 +69,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::TooManyRequests(_) => "rate_limited",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::NotProcessed(_) => "not_processed",
             ApiError::Internal(_) => "internal",
         }
     }

@@ -1,8 +1,6 @@
 //! `POST /api/v1/forms/{form_id}`: website forms in, leads out.
 
-use std::net::{IpAddr, SocketAddr};
-
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Serialize;
@@ -17,8 +15,8 @@ use super::extract::{ApiPath, read_body};
 use crate::channels::webform::form_config;
 use crate::channels::webform::parse::BodyError;
 use crate::channels::webform::{self, Parsed, WebformError, signature};
-use crate::intake::{IntakeError, Outcome, RawItem};
-use crate::settings::Settings;
+use crate::intake::{Outcome, RawItem};
+use crate::settings::{FormSettings, Settings};
 use crate::store::{InboundMeta, ms, new_id};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -52,15 +50,6 @@ pub struct Accepted {
     pub duplicate: bool,
 }
 
-fn client_ip(req: &Request, trust_forwarded_for: bool) -> IpAddr {
-    let forwarded = trust_forwarded_for
-        .then(|| req.headers().get("x-forwarded-for")?.to_str().ok()?.split(',').next()?.trim().parse().ok())
-        .flatten();
-    forwarded
-        .or_else(|| req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()))
-        .unwrap_or(IpAddr::from([0, 0, 0, 0]))
-}
-
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
@@ -91,7 +80,7 @@ async fn submit_form(
 ) -> ApiResult<Response> {
     let settings = state.settings();
     let form = form_config(settings, &form_id).ok_or(ApiError::NotFound("form"))?;
-    let ip = client_ip(&req, settings.server.trust_forwarded_for);
+    let ip = super::client::client_ip(req.headers(), req.extensions(), settings.server.trust_forwarded_for);
     if let Err(not_until) = state.0.form_limiter.check_key(&ip) {
         let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
         return Err(ApiError::TooManyRequests(wait.as_secs().max(1)));
@@ -121,7 +110,6 @@ async fn submit_form(
         received_at: now,
         dedup_window_ms: settings.server.dedup_window.as_millis_i64(),
     };
-    let accepted = |id: Option<String>, duplicate: bool| Accepted { status: "accepted", id, duplicate };
     let inquiry = match webform::read(received).await.map_err(webform_error)? {
         Parsed::Inquiry(inquiry) => inquiry,
         Parsed::TestPing => {
@@ -130,11 +118,12 @@ async fn submit_form(
             );
         }
         Parsed::Honeypot => {
-            // Bots must not learn they were caught: same answer as a real submission.
+            // Bots must not learn they were caught: the answer a real submission gets, down to
+            // the redirect and the Location of a lead that does not exist.
             tracing::info!(form = %form.id, "honeypot filled: dropped");
             metrics::counter!("leadrouter_inquiries_total", "channel" => "webform", "outcome" => "honeypot")
                 .increment(1);
-            return Ok((StatusCode::ACCEPTED, axum::Json(accepted(Some(new_id()), false))).into_response());
+            return Ok(answer(&form, &headers, Some(new_id()), false));
         }
     };
     let meta = InboundMeta {
@@ -146,21 +135,26 @@ async fn submit_form(
     let (id, duplicate) = match state.intake().submit(&inquiry, RawItem { meta: &meta, payload: &body }).await {
         Ok(outcome @ Outcome::Duplicate { .. }) => (outcome.lead_id().map(str::to_owned), true),
         Ok(outcome) => (outcome.lead_id().map(str::to_owned), false),
-        // Stored as a failed inbound item: nothing is lost, an operator can replay it.
-        Err(IntakeError::Failed { item_id, .. }) => {
-            tracing::warn!(item_id, "form submission stored for replay");
-            (None, false)
-        }
-        Err(e @ IntakeError::Unavailable(_)) => return Err(e.into()),
+        // Kept as a failed inbound item (nothing is lost, it can be replayed), but it is no
+        // lead: the sender hears so, and a retry processes it again.
+        Err(e) => return Err(e.into()),
     };
-    if let Some(target) = form.redirect_to.as_deref().filter(|_| is_browser_post(&headers)) {
-        return Ok(Redirect::to(target).into_response());
+    Ok(answer(&form, &headers, id, duplicate))
+}
+
+/// A stored submission's answer: a browser's form post goes to the form's thank-you page,
+/// anything else gets 202 with the lead's id and `Location`.
+fn answer(form: &FormSettings, headers: &HeaderMap, id: Option<String>, duplicate: bool) -> Response {
+    if let Some(target) = form.redirect_to.as_deref().filter(|_| is_browser_post(headers)) {
+        return Redirect::to(target).into_response();
     }
-    let mut response = (StatusCode::ACCEPTED, axum::Json(accepted(id.clone(), duplicate))).into_response();
-    if let Some(location) = id.and_then(|id| HeaderValue::from_str(&format!("/api/v1/leads/{id}")).ok()) {
+    let location = id.as_ref().and_then(|id| HeaderValue::from_str(&format!("/api/v1/leads/{id}")).ok());
+    let mut response =
+        (StatusCode::ACCEPTED, axum::Json(Accepted { status: "accepted", id, duplicate })).into_response();
+    if let Some(location) = location {
         response.headers_mut().insert(header::LOCATION, location);
     }
-    Ok(response)
+    response
 }
 
 fn webform_error(e: WebformError) -> ApiError {

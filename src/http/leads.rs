@@ -8,7 +8,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::auth::Caller;
+use super::auth::{Admin, Caller};
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiPath, ApiQuery, into_page, page_limit};
 use super::views::{AssignmentView, InteractionView, LeadList, LeadView, TaskView};
@@ -53,7 +53,10 @@ impl From<PipelineError> for ApiError {
 impl From<IntakeError> for ApiError {
     fn from(e: IntakeError) -> Self {
         match e {
-            IntakeError::Failed { .. } => ApiError::Internal(anyhow::Error::new(e)),
+            IntakeError::Failed { item_id, source } => {
+                tracing::error!(item_id, error = %source, "inquiry kept as a failed inbound item");
+                ApiError::NotProcessed(item_id)
+            }
             IntakeError::Unavailable(e) => ApiError::Unavailable(e.to_string()),
         }
     }
@@ -88,12 +91,11 @@ pub struct NewLead {
               (status = 200, description = "seen before (same idempotency key)", body = LeadView),
               (status = 422, body = super::views::ErrorBody)))]
 async fn create_lead(
-    caller: Caller,
+    _: Admin,
     axum::extract::State(state): axum::extract::State<AppState>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<NewLead>,
 ) -> ApiResult<impl IntoResponse> {
-    caller.require_admin()?;
     let region = match body.default_region.as_deref() {
         Some(r) => Some(crate::domain::Region::parse(r).map_err(|e| ApiError::invalid(e.to_string()))?),
         None => None,

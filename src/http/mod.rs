@@ -2,14 +2,17 @@
 
 mod app;
 mod auth;
+mod client;
 mod contacts;
 mod error;
+mod export;
 mod extract;
 mod forms;
 mod leads;
 mod ops;
 mod outbox;
 mod reps;
+mod serve;
 mod stats;
 mod telegram;
 mod views;
@@ -23,15 +26,15 @@ use axum::extract::MatchedPath;
 use axum::http::Request;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use metrics_exporter_prometheus::PrometheusHandle;
-use sha2::{Digest, Sha256};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 use auth::BearerScheme;
-pub use auth::Caller;
+pub use auth::{Admin, Caller};
 pub use error::{ApiError, ApiResult};
+pub use serve::{ConnectionLimits, connection_budget, serve};
 
 use crate::channels::status::ChannelStatus;
 use crate::channels::telegram::TelegramChannel;
@@ -50,6 +53,7 @@ struct Inner {
     /// sha256 of each admin token: compared in constant time, never kept in clear.
     admin_token_hashes: Vec<[u8; 32]>,
     form_limiter: DefaultKeyedRateLimiter<IpAddr>,
+    auth_failures: auth::AuthFailures,
 }
 
 impl AppState {
@@ -62,11 +66,20 @@ impl AppState {
         use secrecy::ExposeSecret;
         let settings = &intake.settings;
         let admin_token_hashes =
-            settings.auth.admin_tokens.iter().map(|t| Sha256::digest(t.expose_secret().as_bytes()).into()).collect();
+            settings.auth.admin_tokens.iter().map(|t| auth::token_digest(t.expose_secret())).collect();
         let per_second = NonZeroU32::new(settings.server.form_rate_per_second).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(settings.server.form_rate_burst).unwrap_or(NonZeroU32::MIN);
         let form_limiter = DefaultKeyedRateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst));
-        AppState(Arc::new(Inner { intake, metrics, channels, telegram, admin_token_hashes, form_limiter }))
+        let auth_failures = auth::AuthFailures::new(settings.auth.failure_limit, settings.auth.failure_window.0);
+        AppState(Arc::new(Inner {
+            intake,
+            metrics,
+            channels,
+            telegram,
+            admin_token_hashes,
+            form_limiter,
+            auth_failures,
+        }))
     }
 
     pub fn intake(&self) -> &Intake {
@@ -79,9 +92,14 @@ impl AppState {
         &self.0.intake.settings
     }
 
+    pub(crate) fn auth_failures(&self) -> &auth::AuthFailures {
+        &self.0.auth_failures
+    }
+
     /// Forgets rate-limit state of clients that went quiet (keeps memory bounded).
     pub fn prune_rate_limits(&self) {
         self.0.form_limiter.retain_recent();
+        self.0.auth_failures.prune();
     }
 }
 
@@ -125,6 +143,7 @@ pub fn router(state: AppState) -> Router {
             tracing::info_span!("http", method = %req.method(), route, request_id)
         }))
         .layer(cors)
+        .layer(axum::middleware::from_fn(extract::refuse_nul_in_url))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }

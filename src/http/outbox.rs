@@ -7,7 +7,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::auth::Caller;
+use super::auth::Admin;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, into_page, page_limit};
 use super::views::ts;
@@ -71,11 +71,10 @@ pub struct OutboxList {
 #[utoipa::path(get, path = "/api/v1/outbox", tag = "outbox", params(OutboxQuery), security(("bearer" = [])),
     responses((status = 200, body = OutboxList)))]
 async fn list_outbox(
-    caller: Caller,
+    _: Admin,
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<OutboxQuery>,
 ) -> ApiResult<axum::Json<OutboxList>> {
-    caller.require_admin()?;
     if let Some(s) = &q.status
         && !matches!(s.as_str(), "pending" | "sent" | "skipped" | "dead")
     {
@@ -90,11 +89,10 @@ async fn list_outbox(
 #[utoipa::path(post, path = "/api/v1/outbox/{id}/retry", tag = "outbox", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 202, description = "queued again"), (status = 404, body = super::views::ErrorBody)))]
 async fn retry_outbox(
-    caller: Caller,
+    _: Admin,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<axum::http::StatusCode> {
-    caller.require_admin()?;
     if state.store().outbox_retry(&id, ms(jiff::Timestamp::now())).await? {
         Ok(axum::http::StatusCode::ACCEPTED)
     } else {

@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::auth::Caller;
+use super::auth::Admin;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiPath};
 use super::leads::{nullable, parse_time};
@@ -29,8 +29,7 @@ pub struct RepList {
 }
 
 #[utoipa::path(get, path = "/api/v1/reps", tag = "reps", security(("bearer" = [])), responses((status = 200, body = RepList)))]
-async fn list_reps(caller: Caller, State(state): State<AppState>) -> ApiResult<axum::Json<RepList>> {
-    caller.require_admin()?;
+async fn list_reps(_: Admin, State(state): State<AppState>) -> ApiResult<axum::Json<RepList>> {
     let items = state.store().reps().await?.into_iter().map(RepView::from).collect();
     Ok(axum::Json(RepList { items, next_cursor: None }))
 }
@@ -84,11 +83,10 @@ fn check_teams(state: &AppState, teams: &[String]) -> ApiResult<()> {
 #[utoipa::path(post, path = "/api/v1/reps", tag = "reps", request_body = NewRep, security(("bearer" = [])),
     responses((status = 201, body = CreatedRep), (status = 409, body = super::views::ErrorBody), (status = 422, body = super::views::ErrorBody)))]
 async fn create_rep(
-    caller: Caller,
+    _: Admin,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<NewRep>,
 ) -> ApiResult<impl IntoResponse> {
-    caller.require_admin()?;
     let id = body.id.trim();
     if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
         return Err(ApiError::invalid("`id` must be 1–64 letters, digits, `-`, `_` or `.`"));
@@ -161,12 +159,11 @@ pub struct PatchRep {
     security(("bearer" = [])),
     responses((status = 200, body = RepView), (status = 404, body = super::views::ErrorBody), (status = 422, body = super::views::ErrorBody)))]
 async fn patch_rep(
-    caller: Caller,
+    _: Admin,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<PatchRep>,
 ) -> ApiResult<axum::Json<RepView>> {
-    caller.require_admin()?;
     if body.weight == Some(0) {
         return Err(ApiError::invalid("`weight` must be at least 1"));
     }

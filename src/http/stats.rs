@@ -12,8 +12,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::auth::Caller;
+use super::auth::Admin;
 use super::error::{ApiError, ApiResult};
+use super::export::CsvExport;
 use super::extract::ApiQuery;
 use super::leads::parse_time;
 use super::views::ts;
@@ -136,11 +137,10 @@ pub struct SummaryView {
 #[utoipa::path(get, path = "/api/v1/stats/summary", tag = "stats", params(Range), security(("bearer" = [])),
     responses((status = 200, body = SummaryView), (status = 422, body = super::views::ErrorBody)))]
 async fn summary(
-    caller: Caller,
+    _: Admin,
     State(state): State<AppState>,
     ApiQuery(range): ApiQuery<Range>,
 ) -> ApiResult<axum::Json<SummaryView>> {
-    caller.require_admin()?;
     Ok(axum::Json(summary_view(&state, &range).await?))
 }
 
@@ -285,20 +285,18 @@ const CSV_HEADER: [&str; 17] = [
                description = "one row per lead created in the range, with a header row"),
               (status = 422, body = super::views::ErrorBody)))]
 async fn export(
-    caller: Caller,
+    _: Admin,
     State(state): State<AppState>,
     ApiQuery(range): ApiQuery<Range>,
 ) -> ApiResult<impl IntoResponse> {
-    caller.require_admin()?;
     let q = summary_query(&state, &range)?;
     let rows = state.store().export_leads(&q).await?;
-    let mut csv = csv::Writer::from_writer(Vec::new());
-    let internal = |e: csv::Error| ApiError::Internal(e.into());
-    csv.write_record(CSV_HEADER).map_err(internal)?;
+    let mut csv = CsvExport::new();
+    csv.row(CSV_HEADER)?;
     let opt_ts = |t: Option<i64>| t.map(ts).unwrap_or_default();
     for r in rows {
         let response = r.first_response_at.map(|f| ((f - r.created_at) as f64 / 1000.0).to_string());
-        csv.write_record([
+        csv.row([
             r.id,
             ts(r.created_at),
             r.channel,
@@ -316,10 +314,9 @@ async fn export(
             opt_ts(r.first_response_at),
             response.unwrap_or_default(),
             opt_ts(r.closed_at),
-        ])
-        .map_err(internal)?;
+        ])?;
     }
-    let body = csv.into_inner().map_err(|e| ApiError::Internal(anyhow::anyhow!("csv: {e}")))?;
+    let body = csv.finish()?;
     let name = format!("attachment; filename=\"leads-{}-{}.csv\"", &ts(q.from)[..10], &ts(q.to)[..10]);
     Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, name)], body))
 }

@@ -13,7 +13,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::auth::Caller;
+use super::auth::Admin;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, read_body};
 use crate::settings::TelegramMode;
@@ -35,11 +35,10 @@ pub struct RepLink {
     responses((status = 201, body = RepLink), (status = 404, body = super::views::ErrorBody),
               (status = 409, body = super::views::ErrorBody), (status = 503, body = super::views::ErrorBody)))]
 async fn rep_link(
-    caller: Caller,
+    _: Admin,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<(StatusCode, axum::Json<RepLink>)> {
-    caller.require_admin()?;
     let Some(channel) = state.0.telegram.clone() else {
         return Err(ApiError::Conflict("the Telegram channel is not enabled (telegram.enabled)".into()));
     };
@@ -62,9 +61,12 @@ async fn webhook(State(state): State<AppState>, req: Request) -> ApiResult<Statu
         (Some(channel), TelegramMode::Webhook) => channel.clone(),
         _ => return Err(ApiError::NotFound("Telegram webhook (telegram.mode is not \"webhook\")")),
     };
+    let ip = super::client::client_ip(req.headers(), req.extensions(), state.settings().server.trust_forwarded_for);
+    state.auth_failures().check(ip)?;
     let given = req.headers().get("x-telegram-bot-api-secret-token").map(|v| v.as_bytes().to_vec()).unwrap_or_default();
     let expected = settings.webhook_secret.as_ref().map(|s| s.expose_secret().as_bytes().to_vec()).unwrap_or_default();
     if expected.is_empty() || given.len() != expected.len() || !bool::from(given.ct_eq(&expected)) {
+        state.auth_failures().failed(ip, "/telegram/webhook");
         return Err(ApiError::Unauthorized("missing or wrong X-Telegram-Bot-Api-Secret-Token".into()));
     }
     let body = read_body(req, state.settings().server.max_body_bytes).await?;

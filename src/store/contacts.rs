@@ -230,15 +230,43 @@ impl Store {
     }
 }
 
-/// Adds `AND (name matches OR an identity matches)` for a free-text search. Phone numbers are
-/// searched in the digits people type, so `+7 912` finds `+7912…`.
+/// Adds `AND (name matches OR an identity matches)` for a free-text search. What was typed
+/// is matched literally (`%` and `_` are not wildcards). Phone numbers are searched in the
+/// digits people type, so `+7 912` finds `+7912…`.
 pub(super) fn push_contact_search(sql: &mut Sql, id_col: &str, name_col: &str, q: &str) {
-    let needle = format!("%{}%", q.trim().to_lowercase().replace(['%', '_'], ""));
+    let needle = format!("%{}%", like_literal(&q.trim().to_lowercase()));
     let digits: String = q.chars().filter(char::is_ascii_digit).collect();
-    sql.push(" AND (lower(").push(name_col).push(") LIKE ").bind(needle.clone());
+    sql.push(" AND (lower(").push(name_col).push(") LIKE ").bind(needle.clone()).push(LIKE_ESCAPE);
     sql.push(" OR ").push(id_col).push(" IN (SELECT contact_id FROM identities WHERE lower(value) LIKE ").bind(needle);
+    sql.push(LIKE_ESCAPE);
     if digits.len() >= 4 && digits.len() == q.chars().filter(|c| c.is_alphanumeric()).count() {
         sql.push(" OR (kind = 'phone' AND value LIKE ").bind(format!("%{digits}%")).push(")");
     }
     sql.push("))");
+}
+
+/// The escape character `like_literal` uses, declared for both backends.
+const LIKE_ESCAPE: &str = " ESCAPE '\\'";
+
+/// `text` as a LIKE pattern that matches only itself.
+fn like_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_are_matched_literally() {
+        assert_eq!(like_literal("50%_off\\x"), "50\\%\\_off\\\\x");
+        assert_eq!(like_literal("anna"), "anna");
+    }
 }

@@ -42,6 +42,7 @@ pub use outbox::{OutboxMessage, OutboxRow};
 pub use reps::token_hash;
 pub use reps::{RepPatch, RepRecord, RepSeed};
 pub use rows::{AssignmentRow, IdentityRow, InteractionRow, LeadRow, OwnerRef};
+pub use sessions::SessionRow;
 pub use singleton::SingletonGuard;
 pub use stats::{Bucket, ExportRow, Percentiles, RepStats, SeriesPoint, Summary, SummaryQuery};
 pub use telegram::{TelegramContact, message_ref};
@@ -121,6 +122,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "telegram reps", include_str!("../../migrations/sqlite/0005_telegram_reps.sql")),
     (6, "follow up", include_str!("../../migrations/sqlite/0006_follow_up.sql")),
     (7, "sessions", include_str!("../../migrations/sqlite/0007_sessions.sql")),
+    (8, "security", include_str!("../../migrations/sqlite/0008_security.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
@@ -130,6 +132,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "telegram reps", include_str!("../../migrations/postgres/0005_telegram_reps.sql")),
     (6, "follow up", include_str!("../../migrations/postgres/0006_follow_up.sql")),
     (7, "sessions", include_str!("../../migrations/postgres/0007_sessions.sql")),
+    (8, "security", include_str!("../../migrations/postgres/0008_security.sql")),
 ];
 
 impl Store {

@@ -107,7 +107,17 @@ impl Tx {
             q.push(" AND id <> ").bind(seed.id.clone());
         }
         q.build().execute(&mut *self.tx).await?;
+        self.end_sessions_of_inactive_reps().await?;
         Ok(changed)
+    }
+
+    /// Signs out every rep who is not active (removed from the config, or switched off).
+    /// Their sessions are refused anyway (see `session`); this removes the rows too.
+    async fn end_sessions_of_inactive_reps(&mut self) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE actor IN (SELECT 'rep:' || id FROM reps WHERE active = 0)")
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
     }
 
     async fn add_member(&mut self, team: &str, rep: &str, source: &str) -> Result<()> {
@@ -211,6 +221,9 @@ impl Tx {
                 self.add_member(team, id, "api").await?;
             }
         }
+        if p.active == Some(false) {
+            self.end_sessions_of_inactive_reps().await?;
+        }
         Ok(())
     }
 }
@@ -313,9 +326,10 @@ impl Store {
         Ok(id)
     }
 
-    /// The rep whose API token hashes to `hash`, if active.
+    /// The rep whose API token hashes to `hash`, if active: a rep made inactive or removed
+    /// from the config is refused at once, on the API and in every dashboard session.
     pub async fn rep_by_token_hash(&self, hash: &str) -> Result<Option<String>> {
-        let id = sqlx::query_scalar("SELECT id FROM reps WHERE api_token_hash = $1")
+        let id = sqlx::query_scalar("SELECT id FROM reps WHERE api_token_hash = $1 AND active = 1")
             .bind(hash.to_owned())
             .fetch_optional(self.reader())
             .await?;

@@ -73,7 +73,12 @@ impl Drop for Service {
 }
 
 async fn admin_get(base: &str, path: &str) -> Value {
-    let r = reqwest::Client::new().get(format!("{base}{path}")).bearer_auth("admin-token").send().await.expect("get");
+    let r = reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .bearer_auth("admin-token-for-tests-0123456789")
+        .send()
+        .await
+        .expect("get");
     assert_eq!(r.status(), StatusCode::OK);
     r.json().await.expect("json")
 }
@@ -201,7 +206,7 @@ async fn kill_dash_nine_loses_no_acknowledged_submission(db: Db) {
     for (email, id) in &acked {
         let r = client
             .get(format!("{}/api/v1/leads/{id}", service.base))
-            .bearer_auth("admin-token")
+            .bearer_auth("admin-token-for-tests-0123456789")
             .send()
             .await
             .expect("get");
@@ -344,7 +349,7 @@ async fn kill_dash_nine_while_confirming_telegram_updates() {
     for _ in 0..100 {
         let leads: Value = client
             .get(format!("{}/api/v1/leads?channel=telegram&limit=200", service.base))
-            .bearer_auth("admin-token")
+            .bearer_auth("admin-token-for-tests-0123456789")
             .send()
             .await
             .expect("get")

@@ -52,7 +52,7 @@ async fn contacts_are_searched_merged_and_erased(db: Db) {
     assert_eq!(erased["interactions"][0]["text"], "[erased]");
     assert_eq!(app.count("SELECT COUNT(*) FROM identities").await, 0);
     assert_eq!(app.count("SELECT COUNT(*) FROM leads").await, 2, "the numbers stay");
-    let (status, _) = app.get_as("anna-token", "/api/v1/contacts").await;
+    let (status, _) = app.get_as("anna-token-for-tests-0123456789", "/api/v1/contacts").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let r = app.client.delete(app.url("/api/v1/contacts/nope")).bearer_auth(ADMIN).send().await.expect("delete");
     assert_eq!(r.status(), StatusCode::NOT_FOUND);

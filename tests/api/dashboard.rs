@@ -13,21 +13,21 @@ use crate::support::{ADMIN, Db, TestApp};
 use crate::webdriver::{Browser, browser_binaries};
 
 /// A browser-like client: no redirects followed, one session cookie.
-struct Web<'a> {
+pub(crate) struct Web<'a> {
     app: &'a TestApp,
     http: reqwest::Client,
-    cookie: Option<String>,
+    pub cookie: Option<String>,
 }
 
-struct Page {
-    status: StatusCode,
-    location: Option<String>,
-    set_cookie: Option<String>,
-    body: String,
+pub(crate) struct Page {
+    pub status: StatusCode,
+    pub location: Option<String>,
+    pub set_cookie: Option<String>,
+    pub body: String,
 }
 
 impl<'a> Web<'a> {
-    fn new(app: &'a TestApp) -> Self {
+    pub(crate) fn new(app: &'a TestApp) -> Self {
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
         Web { app, http, cookie: None }
     }
@@ -41,7 +41,7 @@ impl<'a> Web<'a> {
         Page { status: r.status(), location, set_cookie, body: r.text().await.expect("body") }
     }
 
-    async fn get(&self, path: &str) -> Page {
+    pub(crate) async fn get(&self, path: &str) -> Page {
         let mut r = self.http.get(self.app.url(path));
         if let Some(c) = &self.cookie {
             r = r.header(COOKIE, format!("lr_session={c}"));
@@ -49,7 +49,7 @@ impl<'a> Web<'a> {
         Self::page(r).await
     }
 
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
+    pub(crate) async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
         let mut r = self.http.post(self.app.url(path)).form(form);
         if let Some(c) = &self.cookie {
             r = r.header(COOKIE, format!("lr_session={c}"));
@@ -57,18 +57,29 @@ impl<'a> Web<'a> {
         Self::page(r).await
     }
 
-    /// Signs in; returns the response to the sign-in post.
-    async fn login(&mut self, token: &str) -> Page {
-        let page = self.post("/app/login", &[("token", token)]).await;
-        if let Some(c) = &page.set_cookie {
-            let value = c.split(';').next().and_then(|kv| kv.strip_prefix("lr_session=")).expect("lr_session cookie");
-            self.cookie = Some(value.to_owned());
+    /// Posts the sign-in form as a browser does: after opening it, with the token of the form
+    /// and the `lr_login` cookie it set.
+    pub(crate) async fn login_form(&mut self, form: &[(&str, &str)]) -> Page {
+        let page = self.get("/app/login").await;
+        let nonce = page.set_cookie.as_deref().and_then(|c| cookie_in(c, "lr_login")).expect("lr_login cookie");
+        let csrf = field_in(&page.body, "login_csrf");
+        let mut fields = form.to_vec();
+        fields.push(("login_csrf", &csrf));
+        let r = self.http.post(self.app.url("/app/login")).form(&fields).header(COOKIE, format!("lr_login={nonce}"));
+        let page = Self::page(r).await;
+        if let Some(value) = page.set_cookie.as_deref().and_then(|c| cookie_in(c, "lr_session")) {
+            self.cookie = Some(value);
         }
         page
     }
 
+    /// Signs in; returns the response to the sign-in post.
+    pub(crate) async fn login(&mut self, token: &str) -> Page {
+        self.login_form(&[("token", token)]).await
+    }
+
     /// The CSRF token the forms of `path` carry.
-    async fn csrf(&self, path: &str) -> String {
+    pub(crate) async fn csrf(&self, path: &str) -> String {
         let page = self.get(path).await;
         assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.body);
         csrf_in(&page.body)
@@ -76,8 +87,19 @@ impl<'a> Web<'a> {
 }
 
 fn csrf_in(html: &str) -> String {
-    let start = html.find(r#"name="csrf" value=""#).expect("a form with a csrf field") + r#"name="csrf" value=""#.len();
-    html[start..].split('"').next().expect("csrf value").to_owned()
+    field_in(html, "csrf")
+}
+
+/// The value of the hidden field `name` in a page.
+pub(crate) fn field_in(html: &str, name: &str) -> String {
+    let marker = format!(r#"name="{name}" value=""#);
+    let start = html.find(&marker).unwrap_or_else(|| panic!("a form with a {name} field")) + marker.len();
+    html[start..].split('"').next().expect("field value").to_owned()
+}
+
+/// The value a `Set-Cookie` header gives `name`, if it is that cookie's header.
+pub(crate) fn cookie_in(set_cookie: &str, name: &str) -> Option<String> {
+    set_cookie.split(';').next()?.strip_prefix(&format!("{name}=")).map(str::to_owned)
 }
 
 async fn signing_in_and_out(db: Db) {
@@ -98,13 +120,14 @@ async fn signing_in_and_out(db: Db) {
 
     let wrong = web.login("not-a-token").await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
-    assert!(wrong.set_cookie.is_none() && wrong.body.contains(r#"role="alert""#) && wrong.body.contains("not valid"));
+    assert!(wrong.set_cookie.as_deref().and_then(|c| cookie_in(c, "lr_session")).is_none(), "no session cookie");
+    assert!(wrong.body.contains(r#"role="alert""#) && wrong.body.contains("not valid"));
     assert_eq!(app.count("SELECT COUNT(*) FROM sessions").await, 0, "a wrong token changes nothing");
 
     for (next, back) in
         [("/app/leads/x1", "/app/leads/x1"), ("https://evil.example/", "/app"), ("//evil.example", "/app")]
     {
-        let signed_in = web.post("/app/login", &[("token", ADMIN), ("next", next)]).await;
+        let signed_in = web.login_form(&[("token", ADMIN), ("next", next)]).await;
         assert_eq!((signed_in.status, signed_in.location.as_deref()), (StatusCode::SEE_OTHER, Some(back)), "{next}");
     }
     sqlx::query("DELETE FROM sessions").execute(&app.store().reader_pool()).await.expect("sign the tries out");
@@ -157,7 +180,7 @@ async fn a_rep_sees_only_their_own_leads(db: Db) {
     }
     let leads = app.leads("").await;
     let mut web = Web::new(&app);
-    assert_eq!(web.login("anna-token").await.status, StatusCode::SEE_OTHER);
+    assert_eq!(web.login("anna-token-for-tests-0123456789").await.status, StatusCode::SEE_OTHER);
     let inbox = web.get("/app").await;
     assert_eq!(inbox.status, StatusCode::OK);
     for lead in &leads {

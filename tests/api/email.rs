@@ -316,7 +316,7 @@ async fn one_instance_reads_a_mailbox_and_another_takes_over() {
 
 const REPS_WITH_EMAIL: &str = r#"
 [auth]
-admin_tokens = ["admin-token"]
+admin_tokens = ["admin-token-for-tests-0123456789"]
 [server]
 form_rate_per_second = 100000
 form_rate_burst = 100000

@@ -23,7 +23,7 @@ fn config(bot: &FakeBot, team: &str, pipeline: &str) -> String {
     format!(
         r#"
 [auth]
-admin_tokens = ["admin-token"]
+admin_tokens = ["admin-token-for-tests-0123456789"]
 
 [outbox]
 poll_interval = "50ms"
@@ -82,7 +82,8 @@ impl Api {
     }
 
     async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut req = self.client.request(method, format!("{}{path}", self.base)).bearer_auth("admin-token");
+        let mut req =
+            self.client.request(method, format!("{}{path}", self.base)).bearer_auth("admin-token-for-tests-0123456789");
         if let Some(body) = body {
             req = req.json(&body);
         }

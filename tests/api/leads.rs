@@ -11,38 +11,50 @@ async fn a_rep_token_sees_and_changes_only_that_reps_leads(db: Db) {
     for i in 0..6 {
         app.submit("contact", json!({"email": format!("s{i}@example.com")})).await;
     }
-    let (status, mine) = app.get_as("anna-token", "/api/v1/leads").await;
+    let (status, mine) = app.get_as("anna-token-for-tests-0123456789", "/api/v1/leads").await;
     assert_eq!(status, StatusCode::OK);
     let mine = mine["items"].as_array().expect("items").clone();
     assert_eq!(mine.len(), 2);
     assert!(mine.iter().all(|l| l["owner"]["id"] == "anna"));
     // Asking for someone else's leads still yields only her own.
-    let (_, filtered) = app.get_as("anna-token", "/api/v1/leads?owner=ben").await;
+    let (_, filtered) = app.get_as("anna-token-for-tests-0123456789", "/api/v1/leads?owner=ben").await;
     assert!(filtered["items"].as_array().expect("items").iter().all(|l| l["owner"]["id"] == "anna"));
 
     let bens = app.leads("&owner=ben").await;
     let ben_lead = bens[0]["id"].as_str().expect("id");
-    let (status, body) = app.get_as("anna-token", &format!("/api/v1/leads/{ben_lead}")).await;
+    let (status, body) = app.get_as("anna-token-for-tests-0123456789", &format!("/api/v1/leads/{ben_lead}")).await;
     assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "not_found"));
-    let (status, _) =
-        app.send_as("anna-token", Method::PATCH, &format!("/api/v1/leads/{ben_lead}"), &json!({"status": "won"})).await;
+    let (status, _) = app
+        .send_as(
+            "anna-token-for-tests-0123456789",
+            Method::PATCH,
+            &format!("/api/v1/leads/{ben_lead}"),
+            &json!({"status": "won"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(app.lead(ben_lead).await["status"], "new", "unchanged");
 
     let anna_lead = mine[0]["id"].as_str().expect("id");
     let (status, lead) = app
         .send_as(
-            "anna-token",
+            "anna-token-for-tests-0123456789",
             Method::PATCH,
             &format!("/api/v1/leads/{anna_lead}"),
             &json!({"status": "qualification", "next_action_at": "2030-01-02T09:00:00Z"}),
         )
         .await;
     assert_eq!((status, lead["status"].as_str()), (StatusCode::OK, Some("qualification")));
-    let (status, body) =
-        app.send_as("anna-token", Method::PATCH, &format!("/api/v1/leads/{anna_lead}"), &json!({"owner": "ben"})).await;
+    let (status, body) = app
+        .send_as(
+            "anna-token-for-tests-0123456789",
+            Method::PATCH,
+            &format!("/api/v1/leads/{anna_lead}"),
+            &json!({"owner": "ben"}),
+        )
+        .await;
     assert_eq!((status, error_code(&body)), (StatusCode::FORBIDDEN, "forbidden"));
-    let (status, body) = app.get_as("anna-token", "/api/v1/reps").await;
+    let (status, body) = app.get_as("anna-token-for-tests-0123456789", "/api/v1/reps").await;
     assert_eq!((status, error_code(&body)), (StatusCode::FORBIDDEN, "forbidden"));
     let (status, body) = app.get_as("nobody", "/api/v1/leads").await;
     assert_eq!((status, error_code(&body)), (StatusCode::UNAUTHORIZED, "unauthorized"));
@@ -119,7 +131,7 @@ async fn notes_and_logged_touches_build_the_timeline(db: Db) {
     let app = TestApp::spawn(db, "").await;
     let id = app.submit("contact", json!({"email": "timeline@example.com", "message": "first"})).await;
     let owner = app.lead(&id).await["owner"]["id"].as_str().expect("owner").to_owned();
-    let token = format!("{owner}-token");
+    let token = format!("{owner}-token-for-tests-0123456789");
     let (status, lead) = app
         .send_as(&token, Method::POST, &format!("/api/v1/leads/{id}/notes"), &json!({"text": "budget confirmed"}))
         .await;
@@ -255,8 +267,9 @@ async fn leads_created_through_the_api_take_the_same_path(db: Db) {
         .await
         .expect("post");
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    let (status, _) =
-        app.send_as("anna-token", Method::POST, "/api/v1/leads", &json!({"email": "rep@example.com"})).await;
+    let (status, _) = app
+        .send_as("anna-token-for-tests-0123456789", Method::POST, "/api/v1/leads", &json!({"email": "rep@example.com"}))
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(app.count("SELECT COUNT(*) FROM leads").await, 2);
 }
@@ -326,7 +339,7 @@ async fn history_tasks_and_handing_a_lead_over(db: Db) {
     let id = app.submit("contact", json!({"email": "plan@example.com", "name": "Pavel"})).await;
     let path = format!("/api/v1/leads/{id}");
     let owner = app.lead(&id).await["owner"]["id"].as_str().expect("owner").to_owned();
-    let token = format!("{owner}-token");
+    let token = format!("{owner}-token-for-tests-0123456789");
 
     // Every status change is kept: who, when, from, to.
     let (status, _) = app
@@ -364,7 +377,7 @@ async fn history_tasks_and_handing_a_lead_over(db: Db) {
         (&json!("Send the contract"), &json!("2030-01-03T10:00:00Z"), &Value::Null)
     );
     let task_path = format!("{path}/tasks/{}", task["id"].as_str().expect("id"));
-    let other = if owner == "anna" { "ben-token" } else { "anna-token" };
+    let other = if owner == "anna" { "ben-token-for-tests-0123456789" } else { "anna-token-for-tests-0123456789" };
     let (status, _) = app.send_as(other, Method::PATCH, &task_path, &json!({"done": true})).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, done) = app.send_as(&token, Method::PATCH, &task_path, &json!({"done": true})).await;

@@ -12,6 +12,7 @@ mod forms;
 mod leads;
 mod providers;
 mod routing;
+mod security;
 mod smtp_sink;
 mod stats;
 mod telegram;

@@ -29,7 +29,7 @@ both!(thirty_leads_over_three_reps_is_ten_each);
 
 const SMALL_TEAM: &str = r#"
 [auth]
-admin_tokens = ["admin-token"]
+admin_tokens = ["admin-token-for-tests-0123456789"]
 [server]
 form_rate_per_second = 100000
 form_rate_burst = 100000
@@ -138,7 +138,7 @@ async fn weighted_round_robin_splits_by_weight(db: Db) {
         db,
         r#"
         [auth]
-        admin_tokens = ["admin-token"]
+        admin_tokens = ["admin-token-for-tests-0123456789"]
         [server]
         form_rate_per_second = 100000
         form_rate_burst = 100000

@@ -27,7 +27,7 @@ after_hours = true
 [[reps]]
 id = "dana"
 name = "Dana"
-api_token = "dana-token"
+api_token = "dana-token-for-tests-0123456789"
 
 [[routing.rules]]
 team = "support"
@@ -272,7 +272,7 @@ async fn the_summary_matches_the_dataset(db: Db) {
         let (status, body) = app.get_as(ADMIN, &format!("/api/v1/stats/summary?{bad}")).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
     }
-    let (status, _) = app.get_as("anna-token", &format!("/api/v1/stats/summary?{RANGE}")).await;
+    let (status, _) = app.get_as("anna-token-for-tests-0123456789", &format!("/api/v1/stats/summary?{RANGE}")).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "managers' numbers are for admins");
 
     // The CSV export: the same leads, one row each, oldest first.

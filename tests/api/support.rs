@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-pub const ADMIN: &str = "admin-token";
+pub const ADMIN: &str = "admin-token-for-tests-0123456789";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Db {
@@ -117,7 +117,7 @@ impl Drop for TestDb {
 /// The configuration every test starts from; tests append TOML of their own.
 pub const BASE_CONFIG: &str = r#"
 [auth]
-admin_tokens = ["admin-token"]
+admin_tokens = ["admin-token-for-tests-0123456789"]
 
 [server]
 form_rate_per_second = 100000
@@ -139,19 +139,19 @@ after_hours = true
 [[reps]]
 id = "anna"
 name = "Anna"
-api_token = "anna-token"
+api_token = "anna-token-for-tests-0123456789"
 teams = ["sales"]
 
 [[reps]]
 id = "ben"
 name = "Ben"
-api_token = "ben-token"
+api_token = "ben-token-for-tests-0123456789"
 teams = ["sales"]
 
 [[reps]]
 id = "chen"
 name = "Chen"
-api_token = "chen-token"
+api_token = "chen-token-for-tests-0123456789"
 teams = ["sales"]
 
 [[forms]]

@@ -18,7 +18,7 @@ fn config(bot: &FakeBot, team: &str) -> String {
     format!(
         r#"
 [auth]
-admin_tokens = ["admin-token"]
+admin_tokens = ["admin-token-for-tests-0123456789"]
 
 [outbox]
 poll_interval = "50ms"
@@ -250,17 +250,35 @@ both!(reps_work_their_leads_with_commands_and_buttons);
 async fn a_one_time_link_connects_a_reps_telegram(db: Db) {
     let bot = FakeBot::start().await;
     let app = TestApp::spawn_with(db, &config(&bot, "strategy = \"round_robin\"")).await;
-    let (status, link) =
-        app.send_as("admin-token", reqwest::Method::POST, "/api/v1/reps/dora/telegram-link", &json!({})).await;
+    let (status, link) = app
+        .send_as(
+            "admin-token-for-tests-0123456789",
+            reqwest::Method::POST,
+            "/api/v1/reps/dora/telegram-link",
+            &json!({}),
+        )
+        .await;
     assert_eq!(status, 201, "{link}");
     let url = link["url"].as_str().expect("url");
     let code = url.strip_prefix("https://t.me/kestrel_bot?start=").expect("a deep link to our bot");
     assert!(code.starts_with("link-") && code.len() <= 64, "{code}");
-    let (missing, _) =
-        app.send_as("admin-token", reqwest::Method::POST, "/api/v1/reps/nobody/telegram-link", &json!({})).await;
+    let (missing, _) = app
+        .send_as(
+            "admin-token-for-tests-0123456789",
+            reqwest::Method::POST,
+            "/api/v1/reps/nobody/telegram-link",
+            &json!({}),
+        )
+        .await;
     assert_eq!(missing, 404);
-    let (forbidden, _) =
-        app.send_as("anna-token", reqwest::Method::POST, "/api/v1/reps/anna/telegram-link", &json!({})).await;
+    let (forbidden, _) = app
+        .send_as(
+            "anna-token-for-tests-0123456789",
+            reqwest::Method::POST,
+            "/api/v1/reps/anna/telegram-link",
+            &json!({}),
+        )
+        .await;
     assert_eq!(forbidden, 401);
 
     bot.push(says((7007, "Dora"), 1, &format!("/start {code}"), None));

