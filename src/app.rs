@@ -187,7 +187,8 @@ impl App {
 /// Descriptors kept back from client connections: the database pools, the outbox's and the
 /// channels' outgoing connections, the files we open.
 fn descriptor_reserve(settings: &Settings) -> u64 {
-    2 * u64::from(settings.database.max_connections) + 64 + 8 * settings.imap.len() as u64
+    // An SQLite connection holds the database, its WAL and its shared-memory file.
+    4 * u64::from(settings.database.max_connections) + 128 + 8 * settings.imap.len() as u64
 }
 
 /// The connection caps, with the total fitted to the file limit (raised to its hard limit

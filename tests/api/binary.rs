@@ -25,10 +25,23 @@ pub(crate) struct Service {
 impl Service {
     /// Starts `leadrouter serve` with `config` (TOML) against `db`, and waits until it answers.
     pub(crate) async fn start(db: &TestDb, config: &str) -> Service {
+        Self::start_limited(db, config, None).await
+    }
+
+    /// `start`, with the process allowed at most `file_limit` open files (soft and hard).
+    pub(crate) async fn start_limited(db: &TestDb, config: &str, file_limit: Option<u64>) -> Service {
         let port = free_port();
         let path = db.dir().join(format!("leadrouter-{port}.toml"));
         std::fs::write(&path, config).expect("write config");
-        let child = Command::new(BIN)
+        let mut command = match file_limit {
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\""), BIN]);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        let child = command
             .args(["--config", path.to_str().expect("path"), "serve"])
             .env("LEADROUTER__SERVER__LISTEN", format!("127.0.0.1:{port}"))
             .env("LEADROUTER__DATABASE__URL", &db.url)

@@ -4,6 +4,7 @@ mod support;
 
 mod binary;
 mod concurrency;
+mod connections;
 mod contacts;
 mod dashboard;
 mod email;

@@ -9,10 +9,10 @@ use crate::both;
 use crate::support::{ADMIN, Db, TestApp, eventually};
 
 #[derive(Clone, Default)]
-struct Received(Arc<Mutex<Vec<(HeaderMap, String)>>>);
+pub(crate) struct Received(pub Arc<Mutex<Vec<(HeaderMap, String)>>>);
 
 /// A webhook receiver on a free port answering `status`.
-async fn receiver(status: StatusCode) -> (String, Received) {
+pub(crate) async fn receiver(status: StatusCode) -> (String, Received) {
     let received = Received::default();
     let store = received.clone();
     let app = axum::Router::new().route(
