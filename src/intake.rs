@@ -16,8 +16,8 @@ use crate::events::{self, LEAD_ASSIGNED, LEAD_CREATED, LEAD_MESSAGE};
 use crate::settings::Settings;
 use crate::store::{
     Backend, Batch, BatchRows, ContextQueries, InboundMeta, IntakeWrite, NewEvent, Step, Store, StoreError, TeamRef,
-    UnitOfWork, assignment_writes, context_reads, intake_writes, ms, new_id, parse_context, parse_team, team_reads,
-    with_retries,
+    UnitOfWork, assignment_writes, context_reads, intake_writes, ms, new_id, parse_context, parse_team, payload_sha256,
+    team_reads, with_retries,
 };
 
 /// Everything intake needs, shared by channels, API and scheduler.
@@ -34,6 +34,17 @@ pub struct Intake {
 pub struct RawItem<'a> {
     pub meta: &'a InboundMeta,
     pub payload: &'a [u8],
+    /// The idempotency key was chosen by the sender (an `Idempotency-Key`): the same key with
+    /// another body is refused (`Outcome::KeyReused`), as payment APIs do, instead of being
+    /// taken for a retry.
+    pub sender_key: bool,
+}
+
+impl<'a> RawItem<'a> {
+    /// An item keyed by the channel itself (an update id, a Message-ID, a body hash).
+    pub fn new(meta: &'a InboundMeta, payload: &'a [u8]) -> Self {
+        RawItem { meta, payload, sender_key: false }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +55,8 @@ pub enum Outcome {
     Joined { lead_id: String, contact_id: String },
     /// Seen before: nothing changed.
     Duplicate { lead_id: Option<String> },
+    /// The sender used the key of an earlier item for a different body: nothing changed.
+    KeyReused,
 }
 
 impl Outcome {
@@ -51,6 +64,7 @@ impl Outcome {
         match self {
             Outcome::Created { lead_id, .. } | Outcome::Joined { lead_id, .. } => Some(lead_id),
             Outcome::Duplicate { lead_id } => lead_id.as_deref(),
+            Outcome::KeyReused => None,
         }
     }
     fn label(&self) -> &'static str {
@@ -58,6 +72,7 @@ impl Outcome {
             Outcome::Created { .. } => "created",
             Outcome::Joined { .. } => "joined",
             Outcome::Duplicate { .. } => "duplicate",
+            Outcome::KeyReused => "key_reused",
         }
     }
 }
@@ -133,6 +148,8 @@ impl Intake {
             inquiry: inquiry.clone(),
             meta_json: serde_json::to_string(raw.meta).unwrap_or_else(|_| "{}".into()),
             payload: raw.payload.to_vec(),
+            payload_sha256: payload_sha256(raw.payload),
+            sender_key: raw.sender_key,
             phase: Phase::Start,
             also,
             outcome: None,
@@ -322,7 +339,12 @@ impl IntakeUnit {
         let team = intake.team_for(inquiry).filter(|_| backend == Backend::Sqlite);
         let (seen, ctx) = parse_context(rows, queries, team)?;
         if let Some(seen) = seen.filter(|s| !s.failed) {
-            self.outcome = Some(Outcome::Duplicate { lead_id: seen.lead_id });
+            let other_body = seen.payload_sha256.as_ref().is_some_and(|h| *h != self.payload_sha256);
+            self.outcome = Some(if self.sender_key && other_body {
+                Outcome::KeyReused
+            } else {
+                Outcome::Duplicate { lead_id: seen.lead_id }
+            });
             return Ok(Step::Done(self.also.clone()));
         }
         let now = jiff::Timestamp::now();
@@ -344,6 +366,7 @@ impl IntakeUnit {
                 plan,
                 meta_json: &self.meta_json,
                 payload: &self.payload,
+                payload_sha256: &self.payload_sha256,
                 events,
                 now: ms(now),
             })
@@ -410,6 +433,8 @@ struct IntakeUnit {
     inquiry: Inquiry,
     meta_json: String,
     payload: Vec<u8>,
+    payload_sha256: String,
+    sender_key: bool,
     phase: Phase,
     /// Written with the unit's own writes, whatever they are.
     also: Batch,

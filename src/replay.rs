@@ -66,7 +66,7 @@ async fn replay_webform(intake: &Intake, item: &InboundItem) -> Result<Outcome, 
     };
     match webform::read(received).await.map_err(|e| ReplayError::StillFailing(e.to_string()))? {
         Parsed::Inquiry(inquiry) => intake
-            .submit(&inquiry, RawItem { meta: &item.meta, payload: &item.payload })
+            .submit(&inquiry, RawItem::new(&item.meta, &item.payload))
             .await
             .map_err(|e| ReplayError::StillFailing(e.to_string())),
         Parsed::Honeypot | Parsed::TestPing => Err(ReplayError::Unsupported("the item is not an inquiry".into())),
@@ -91,7 +91,7 @@ async fn replay_email(intake: &Intake, item: &InboundItem) -> Result<Outcome, Re
             // The key it failed under, so that this item is the one that gets processed.
             inquiry.external_id = item.external_id.clone();
             intake
-                .submit(&inquiry, RawItem { meta: &item.meta, payload: &item.payload })
+                .submit(&inquiry, RawItem::new(&item.meta, &item.payload))
                 .await
                 .map_err(|e| ReplayError::StillFailing(e.to_string()))
         }

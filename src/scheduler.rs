@@ -9,6 +9,20 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::intake::Intake;
+use crate::store::StoreError;
+
+/// Raw excerpts past `inbound.raw_retention` go, a batch per transaction.
+async fn clear_old_payloads(intake: &Intake) -> Result<(), StoreError> {
+    let Some(keep) = intake.settings.inbound.raw_retention else { return Ok(()) };
+    let before = crate::store::ms(jiff::Timestamp::now()) - keep.as_millis_i64();
+    loop {
+        let cleared = intake.store.clear_old_payloads(before, 1000).await?;
+        metrics::counter!("leadrouter_raw_payloads_cleared_total").increment(cleared);
+        if cleared < 1000 {
+            return Ok(());
+        }
+    }
+}
 
 pub async fn run(intake: Intake, every: Duration, mut on_tick: impl FnMut() + Send, cancel: CancellationToken) {
     let mut ticker = tokio::time::interval(every);
@@ -26,6 +40,9 @@ pub async fn run(intake: Intake, every: Duration, mut on_tick: impl FnMut() + Se
         }
         if let Err(e) = intake.follow_up().await {
             tracing::warn!(error = %e, "scheduler: follow-up jobs failed");
+        }
+        if let Err(e) = clear_old_payloads(&intake).await {
+            tracing::warn!(error = %e, "scheduler: clearing old raw payloads failed");
         }
         on_tick();
     }

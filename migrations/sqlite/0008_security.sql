@@ -5,12 +5,15 @@
 DELETE FROM sessions;
 ALTER TABLE sessions ADD COLUMN token_hash TEXT NOT NULL DEFAULT '';
 
--- Raw payloads are bounded: a processed item keeps an excerpt; its size and sha256 describe
--- the whole (an Idempotency-Key sent again with another body is refused by them).
+-- Raw payloads are bounded: a processed or skipped item keeps an excerpt of its body, and its
+-- size and sha256 describe the whole (an Idempotency-Key sent again with another body is
+-- refused by them); a failed item keeps it all, for replay. `raw_kept` marks the excerpts the
+-- retention job (inbound.raw_retention) has not cleared yet.
 ALTER TABLE inbound_items ADD COLUMN payload_size INTEGER;
 ALTER TABLE inbound_items ADD COLUMN payload_sha256 TEXT;
--- The retention job walks old items that still hold a payload.
-CREATE INDEX inbound_payloads_by_age ON inbound_items (received_at) WHERE length(payload) > 0;
+ALTER TABLE inbound_items ADD COLUMN raw_kept INTEGER NOT NULL DEFAULT 0;
+UPDATE inbound_items SET raw_kept = 1 WHERE status <> 'failed';
+CREATE INDEX inbound_raw_by_age ON inbound_items (received_at) WHERE raw_kept = 1;
 
 -- A merge is recorded as what it moved, so that an admin can undo it: the identities and
 -- leads that changed contact, the open leads folded into the kept one and the messages

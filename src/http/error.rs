@@ -85,6 +85,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(what) => ApiError::NotFound(what),
             StoreError::Conflict(msg) => ApiError::Conflict(msg),
             StoreError::Retry => ApiError::Unavailable("the database is busy, retry".into()),
+            e @ StoreError::PoolTimedOut => ApiError::Unavailable(e.to_string()),
             other => ApiError::Internal(anyhow::Error::new(other)),
         }
     }

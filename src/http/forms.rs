@@ -132,7 +132,9 @@ async fn submit_form(
         referer: referer.map(str::to_owned),
         mailbox: None,
     };
-    let (id, duplicate) = match state.intake().submit(&inquiry, RawItem { meta: &meta, payload: &body }).await {
+    let raw = RawItem { meta: &meta, payload: &body, sender_key: idempotency_key.is_some() };
+    let (id, duplicate) = match state.intake().submit(&inquiry, raw).await {
+        Ok(Outcome::KeyReused) => return Err(key_reused()),
         Ok(outcome @ Outcome::Duplicate { .. }) => (outcome.lead_id().map(str::to_owned), true),
         Ok(outcome) => (outcome.lead_id().map(str::to_owned), false),
         // Kept as a failed inbound item (nothing is lost, it can be replayed), but it is no
@@ -155,6 +157,14 @@ fn answer(form: &FormSettings, headers: &HeaderMap, id: Option<String>, duplicat
         response.headers_mut().insert(header::LOCATION, location);
     }
     response
+}
+
+/// The answer to an `Idempotency-Key` sent again with another body.
+pub(super) fn key_reused() -> ApiError {
+    ApiError::Unprocessable(
+        "idempotency_key_reused",
+        "this Idempotency-Key was already used for a different body: use a new key for a new submission".into(),
+    )
 }
 
 fn webform_error(e: WebformError) -> ApiError {

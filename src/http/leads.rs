@@ -118,12 +118,9 @@ async fn create_lead(
     if identities.is_empty() {
         return Err(ApiError::Unprocessable("no_contact", "a lead needs an email, a phone or a telegram_id".into()));
     }
-    let key = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or(body.external_id.clone())
-        .unwrap_or_else(crate::store::new_id);
+    let sender_key =
+        headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned).or(body.external_id.clone());
+    let key = sender_key.clone().unwrap_or_else(crate::store::new_id);
     if key.len() > 200 {
         return Err(ApiError::invalid("idempotency key is longer than 200 characters"));
     }
@@ -157,11 +154,14 @@ async fn create_lead(
     };
     inquiry.normalise_identities();
     let payload = serde_json::to_vec(&serde_json::json!({"name": body.name, "email": body.email, "phone": body.phone,
-        "telegram_id": body.telegram_id, "message": body.message}))
+        "telegram_id": body.telegram_id, "message": body.message, "subject": body.subject, "language": body.language,
+        "custom_fields": body.custom_fields}))
     .unwrap_or_default();
     let meta = InboundMeta { content_type: Some("application/json".into()), ..Default::default() };
-    let outcome = state.intake().submit(&inquiry, RawItem { meta: &meta, payload: &payload }).await?;
+    let raw = RawItem { meta: &meta, payload: &payload, sender_key: sender_key.is_some() };
+    let outcome = state.intake().submit(&inquiry, raw).await?;
     let status = match outcome {
+        crate::intake::Outcome::KeyReused => return Err(super::forms::key_reused()),
         crate::intake::Outcome::Duplicate { .. } => StatusCode::OK,
         _ => StatusCode::CREATED,
     };

@@ -6,6 +6,22 @@ use super::batch::Batch;
 use super::rows::{Col, Sql};
 use super::{Result, Store, new_id};
 
+/// What of a processed or skipped item's body is kept: enough to see what arrived. Its size
+/// and sha256 describe the whole; a failed item keeps all of it, for replay.
+pub const RAW_EXCERPT_BYTES: usize = 4096;
+
+/// How a raw body is stored: `(excerpt or whole, size, sha256 hex)`.
+pub(super) fn raw_parts(payload: &[u8], whole: bool, sha256: &str) -> (Vec<u8>, i64, String) {
+    let kept = if whole { payload } else { &payload[..payload.len().min(RAW_EXCERPT_BYTES)] };
+    (kept.to_vec(), i64::try_from(payload.len()).unwrap_or(i64::MAX), sha256.to_owned())
+}
+
+/// sha256 (hex) of a raw body.
+pub fn payload_sha256(payload: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(payload))
+}
+
 /// What replay needs besides the raw payload.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct InboundMeta {
@@ -107,11 +123,22 @@ impl Store {
         now: i64,
     ) -> Result<()> {
         let meta = serde_json::to_string(meta).unwrap_or_else(|_| "{}".into());
+        let (kept, size, sha) = raw_parts(payload, false, &payload_sha256(payload));
         let mut b = Batch::new();
         b.exec(
-            "INSERT INTO inbound_items (id, channel, external_id, meta, payload, status, reason, received_at, processed_at) \
-             VALUES ($1, $2, $3, $4, $5, 'processed', 'edit', $6, $6) ON CONFLICT (channel, external_id) DO NOTHING",
-            vec![new_id().into(), channel.into(), key.into(), meta.into(), payload.to_vec().into(), now.into()],
+            "INSERT INTO inbound_items (id, channel, external_id, meta, payload, payload_size, payload_sha256, raw_kept, \
+             status, reason, received_at, processed_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 1, 'processed', 'edit', $8, $8) ON CONFLICT (channel, external_id) DO NOTHING",
+            vec![
+                new_id().into(),
+                channel.into(),
+                key.into(),
+                meta.into(),
+                kept.into(),
+                size.into(),
+                sha.into(),
+                now.into(),
+            ],
         );
         b.exec(
             "UPDATE interactions SET text = $1 WHERE channel = $2 AND external_id = $3",
@@ -126,17 +153,22 @@ impl Store {
     /// transaction. A redelivered item changes nothing; a replayed failure becomes skipped.
     pub(crate) async fn record_skipped(&self, item: &InboundRecord<'_>, also: Batch, now: i64) -> Result<()> {
         let meta = serde_json::to_string(item.meta).unwrap_or_else(|_| "{}".into());
+        let (kept, size, sha) = raw_parts(item.payload, false, &payload_sha256(item.payload));
         let mut b = Batch::new();
         b.exec(
-            "INSERT INTO inbound_items (id, channel, external_id, meta, payload, status, reason, received_at, processed_at) \
-             VALUES ($1, $2, $3, $4, $5, 'skipped', $6, $7, $7) ON CONFLICT (channel, external_id) \
-             DO UPDATE SET status = 'skipped', reason = $6, processed_at = $7 WHERE inbound_items.status = 'failed'",
+            "INSERT INTO inbound_items (id, channel, external_id, meta, payload, payload_size, payload_sha256, raw_kept, \
+             status, reason, received_at, processed_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 1, 'skipped', $8, $9, $9) ON CONFLICT (channel, external_id) \
+             DO UPDATE SET status = 'skipped', reason = $8, processed_at = $9, payload = $5, raw_kept = 1 \
+             WHERE inbound_items.status = 'failed'",
             vec![
                 new_id().into(),
                 item.channel.into(),
                 item.external_id.into(),
                 meta.into(),
-                item.payload.to_vec().into(),
+                kept.into(),
+                size.into(),
+                sha.into(),
                 item.reason.into(),
                 now.into(),
             ],
@@ -161,16 +193,21 @@ impl Store {
         let mut tx = self.begin().await?;
         let meta = serde_json::to_string(meta).unwrap_or_else(|_| "{}".into());
         let id = new_id();
+        let (whole, size, sha) = raw_parts(payload, true, &payload_sha256(payload));
         sqlx::query(
-            "INSERT INTO inbound_items (id, channel, external_id, meta, payload, status, reason, received_at, processed_at) \
-             VALUES ($1, $2, $3, $4, $5, 'failed', $6, $7, $7) \
-             ON CONFLICT (channel, external_id) DO UPDATE SET status = 'failed', reason = $6, processed_at = $7",
+            "INSERT INTO inbound_items (id, channel, external_id, meta, payload, payload_size, payload_sha256, raw_kept, \
+             status, reason, received_at, processed_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, 'failed', $8, $9, $9) \
+             ON CONFLICT (channel, external_id) DO UPDATE SET status = 'failed', reason = $8, processed_at = $9, \
+             payload = $5, payload_size = $6, payload_sha256 = $7, raw_kept = 0",
         )
         .bind(&id)
         .bind(channel)
         .bind(external_id)
         .bind(meta)
-        .bind(payload.to_vec())
+        .bind(whole)
+        .bind(size)
+        .bind(sha)
         .bind(error.to_owned())
         .bind(now)
         .execute(&mut *tx.tx)
@@ -191,6 +228,25 @@ impl Store {
         q.bind(id.to_owned());
         let row = q.build().fetch_optional(self.reader()).await?;
         row.map(|r| inbound_from_row(&r)).transpose()
+    }
+
+    /// Clears the excerpts of processed and skipped items received before `before`, at most
+    /// `limit` of them (the scheduler calls it until nothing is left). Their size and sha256
+    /// stay. Returns how many were cleared.
+    pub async fn clear_old_payloads(&self, before: i64, limit: i64) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query(
+            "UPDATE inbound_items SET payload = $1, meta = '{}', raw_kept = 0 WHERE id IN \
+             (SELECT id FROM inbound_items WHERE raw_kept = 1 AND received_at < $2 ORDER BY received_at LIMIT $3)",
+        )
+        .bind(Vec::<u8>::new())
+        .bind(before)
+        .bind(limit)
+        .execute(&mut *tx.tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n)
     }
 
     pub async fn failed_inbound_ids(&self, limit: i64) -> Result<Vec<String>> {

@@ -10,6 +10,7 @@ use crate::domain::working_hours::WorkingHours;
 use crate::domain::{Identity, Inquiry};
 
 use super::batch::{Arg, Batch, BatchRows};
+use super::inbound::raw_parts;
 use super::rows::{Col, LEAD_SELECT, LeadRow, Sql};
 use super::{Backend, Result, StoreError, Tx, from_ms, new_id};
 
@@ -33,6 +34,8 @@ pub struct NewEvent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeenItem {
     pub lead_id: Option<String>,
+    /// sha256 of the body it arrived with (items from before bodies were hashed: none).
+    pub payload_sha256: Option<String>,
     /// A failed item is processed again (that is how replay works).
     pub failed: bool,
 }
@@ -51,6 +54,7 @@ pub struct IntakeWrite<'a> {
     pub plan: &'a Plan,
     pub meta_json: &'a str,
     pub payload: &'a [u8],
+    pub payload_sha256: &'a str,
     pub events: &'a [NewEvent],
     pub now: i64,
 }
@@ -383,7 +387,7 @@ pub fn context_reads(
 ) -> (Batch, ContextQueries) {
     let mut b = Batch::new();
     let seen = b.query(
-        "SELECT status, lead_id FROM inbound_items WHERE channel = $1 AND external_id = $2",
+        "SELECT status, lead_id, payload_sha256 FROM inbound_items WHERE channel = $1 AND external_id = $2",
         vec![channel.into(), external_id.into()],
     );
     let known = (!identities.is_empty()).then(|| {
@@ -461,7 +465,11 @@ pub fn parse_context(
     let seen = match rows.of(q.seen).first() {
         Some(r) => {
             let status: String = r.col("status")?;
-            Some(SeenItem { lead_id: r.col("lead_id")?, failed: status == "failed" })
+            Some(SeenItem {
+                lead_id: r.col("lead_id")?,
+                payload_sha256: r.col("payload_sha256")?,
+                failed: status == "failed",
+            })
         }
         None => None,
     };
@@ -515,18 +523,23 @@ pub fn intake_writes(w: &IntakeWrite<'_>) -> Batch {
         LeadStep::Join { lead_id, .. } | LeadStep::Open { lead_id, .. } => lead_id.as_str(),
     };
     let mut b = Batch::new();
-    // Claims the idempotency key; a failed item's key is claimed again (replay).
+    // Claims the idempotency key; a failed item's key is claimed again (replay). What is kept
+    // of the body is bounded (`raw_parts`).
+    let (kept, size, sha) = raw_parts(w.payload, false, w.payload_sha256);
     b.exec_expect(
-        "INSERT INTO inbound_items (id, channel, external_id, meta, payload, status, lead_id, received_at, processed_at) \
-         VALUES ($1, $2, $3, $4, $5, 'processed', $6, $7, $7) \
-         ON CONFLICT (channel, external_id) DO UPDATE SET status = 'processed', lead_id = $6, reason = NULL, \
-         processed_at = $7 WHERE inbound_items.status = 'failed'",
+        "INSERT INTO inbound_items (id, channel, external_id, meta, payload, payload_size, payload_sha256, raw_kept, \
+         status, lead_id, received_at, processed_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 1, 'processed', $8, $9, $9) \
+         ON CONFLICT (channel, external_id) DO UPDATE SET status = 'processed', lead_id = $8, reason = NULL, \
+         processed_at = $9, payload = $5, raw_kept = 1 WHERE inbound_items.status = 'failed'",
         vec![
             new_id().into(),
             i.channel.as_str().into(),
             i.external_id.as_str().into(),
             w.meta_json.into(),
-            w.payload.to_vec().into(),
+            kept.into(),
+            size.into(),
+            sha.into(),
             lead_id.into(),
             now.into(),
         ],

@@ -31,7 +31,7 @@ use sqlx::{Any, AnyPool, ConnectOptions, Executor, SqlSafeStr, Transaction};
 pub(crate) use batch::{Batch, BatchRows};
 pub use contacts::{ContactDetail, ContactSummary, MergeOutcome};
 pub use history::{StatusChangeRow, TaskPatch, TaskRow};
-pub use inbound::{InboundItem, InboundMeta, InboundRecord};
+pub use inbound::{InboundItem, InboundMeta, InboundRecord, RAW_EXCERPT_BYTES, payload_sha256};
 pub(crate) use inbound::{mark_deliverable, mark_undeliverable, outbox_row};
 pub use intake::{ContextQueries, IntakeWrite, NewEvent, NewInteraction, SeenItem, TeamRef};
 pub(crate) use intake::{assignment_writes, context_reads, intake_writes, parse_context, parse_team, team_reads};
@@ -60,6 +60,9 @@ pub enum StoreError {
     Retry,
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    /// No connection became free in time: the database is down, unreachable or swamped.
+    #[error("no database connection became available in time (is the database reachable?)")]
+    PoolTimedOut,
     #[error(transparent)]
     Database(sqlx::Error),
     #[error("migration failed: {0}")]
@@ -77,7 +80,7 @@ impl From<sqlx::Error> for StoreError {
             }
         }
         if let sqlx::Error::PoolTimedOut = e {
-            return StoreError::Retry;
+            return StoreError::PoolTimedOut;
         }
         StoreError::Database(e)
     }
@@ -143,6 +146,7 @@ impl Store {
             Backend::Sqlite => {
                 let url = sqlite_url(url)?;
                 let options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
+                probe(&options, Some(SQLITE_PRAGMAS)).await?;
                 let pool = |n: u32, checkpoint: &'static str| {
                     AnyPoolOptions::new()
                         .max_connections(n)
@@ -150,14 +154,7 @@ impl Store {
                         .acquire_timeout(Duration::from_secs(30))
                         .after_connect(move |conn, _| {
                             Box::pin(async move {
-                                // synchronous=NORMAL in WAL: a committed transaction survives a
-                                // process crash (kill -9); only power loss can drop the last ones.
-                                conn.execute(
-                                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
-                                     PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;",
-                                )
-                                .await?;
+                                conn.execute(SQLITE_PRAGMAS).await?;
                                 conn.execute(checkpoint).await?;
                                 Ok(())
                             })
@@ -175,6 +172,7 @@ impl Store {
             }
             Backend::Postgres => {
                 let options = AnyConnectOptions::from_str(url)?.disable_statement_logging();
+                probe(&options, None).await?;
                 let pool = AnyPoolOptions::new()
                     .max_connections(max_connections)
                     .acquire_timeout(Duration::from_secs(30))
@@ -242,6 +240,35 @@ impl Store {
     pub async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
+    }
+}
+
+/// Every SQLite connection's settings. synchronous=NORMAL in WAL: a committed transaction
+/// survives a process crash (kill -9); only power loss can drop the last ones.
+/// secure_delete: freed space is zeroed, so an erased person's bytes do not linger in the
+/// file's free pages (erasure then checkpoints the WAL away too).
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA secure_delete = ON; \
+     PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;";
+
+/// One connection made by hand before the pools exist: a pool retries a failing connection
+/// until its acquire timeout and then reports only that it timed out, while this says at
+/// once why (refused, unknown host, wrong password, read-only file, not a database).
+async fn probe(options: &AnyConnectOptions, setup: Option<&'static str>) -> Result<()> {
+    use sqlx::Connection;
+    let attempt = async {
+        let mut conn = sqlx::AnyConnection::connect_with(options).await?;
+        if let Some(setup) = setup {
+            conn.execute(setup).await?;
+        }
+        // (On SQLite the setup has read the file's header: a file that is not a database, or
+        // one we may not write, has failed by now.)
+        conn.execute("SELECT 1").await?;
+        conn.close().await
+    };
+    match tokio::time::timeout(Duration::from_secs(15), attempt).await {
+        Ok(result) => result.map_err(StoreError::Database),
+        Err(_) => Err(StoreError::PoolTimedOut),
     }
 }
 

@@ -307,3 +307,176 @@ async fn search_wildcards_are_literal(db: Db) {
     assert_eq!(contacts["items"].as_array().map(Vec::len), Some(1));
 }
 both!(search_wildcards_are_literal);
+
+const BIN: &str = env!("CARGO_BIN_EXE_leadrouter");
+
+fn scratch_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("leadrouter-sec-{}", leadrouter::store::new_id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir
+}
+
+#[test]
+fn check_config_lists_every_problem_in_the_files_own_key_names() {
+    let dir = scratch_dir();
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        r#"
+        colour = "blue"
+        [server]
+        request_timeout = "-5m"
+        [auth]
+        admin_tokens = ["change-me-to-a-long-random-string", "short"]
+        [[reps]]
+        id = "anna"
+        name = "Anna"
+        capacity = -3
+        teams = ["sales"]
+        [[teams]]
+        id = "sales"
+        sla = "soon"
+        [[forms]]
+        id = "contact/us"
+        "#,
+    )
+    .expect("write");
+    let out = std::process::Command::new(BIN)
+        .args(["--config", bad.to_str().expect("path"), "check-config"])
+        .env("LEADROUTER__OUTBOX__MAX_ATTEMPTS", "many")
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    for needle in [
+        "unknown key `colour`",
+        "server.request_timeout: `-5m` is not a duration",
+        "reps[0].capacity: expected u32, found signed int `-3`",
+        "teams[0].sla: `soon` is not a duration",
+        "outbox.max_attempts: expected u32, found string \"many\" (from the LEADROUTER__ environment)",
+        "auth.admin_tokens[0] is a placeholder",
+        "auth.admin_tokens[1] has 5 characters",
+        "form `contact/us`: an id is 1–64 letters",
+        "8 problem(s)",
+    ] {
+        assert!(stdout.contains(needle), "{needle:?} missing from:\n{stdout}");
+    }
+    assert!(!stdout.contains("default."), "no profile prefix:\n{stdout}");
+    // serve refuses the same file, with the same list.
+    let out =
+        std::process::Command::new(BIN).args(["--config", bad.to_str().expect("path"), "serve"]).output().expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("teams[0].sla"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn weak_tokens_are_refused_unless_a_trial_allows_them() {
+    let dir = scratch_dir();
+    let config = dir.join("weak.toml");
+    let db = format!("sqlite://{}/weak.db", dir.display());
+    std::fs::write(&config, "[auth]\nadmin_tokens = [\"a\"]\n").expect("write");
+    let run = |extra: &[(&str, &str)]| {
+        let mut c = std::process::Command::new(BIN);
+        c.args(["--config", config.to_str().expect("path"), "check-config"]).env("LEADROUTER__DATABASE__URL", &db);
+        for (k, v) in extra {
+            c.env(k, v);
+        }
+        c.output().expect("run")
+    };
+    let out = run(&[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("auth.admin_tokens[0] has 1 characters"));
+    let out = run(&[("LEADROUTER__AUTH__ALLOW_WEAK_TOKENS", "true")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn start_up_names_the_real_reason_the_database_is_not_there() {
+    let dir = scratch_dir();
+    let not_a_db = dir.join("notes.txt");
+    std::fs::write(&not_a_db, "these are not the rows you are looking for\n".repeat(200)).expect("write");
+    let real = dir.join("real.db");
+    let out = std::process::Command::new(BIN)
+        .arg("migrate")
+        .env("LEADROUTER__DATABASE__URL", format!("sqlite://{}", real.display()))
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for (url, reason) in [
+        ("postgres://postgres@127.0.0.1:1/leadrouter".to_owned(), "Connection refused"),
+        (format!("sqlite://{}", not_a_db.display()), "file is not a database"),
+        (format!("sqlite://{}?mode=ro", real.display()), "readonly database"),
+    ] {
+        let started = std::time::Instant::now();
+        let out = std::process::Command::new(BIN)
+            .arg("serve")
+            .env("LEADROUTER__DATABASE__URL", &url)
+            .env("LEADROUTER__SERVER__LISTEN", "127.0.0.1:0")
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(stderr.contains(reason), "{url}: {stderr}");
+        assert!(!stderr.contains("concurrent update"), "{stderr}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{url}: said after {:?}", started.elapsed());
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+async fn a_reused_idempotency_key_with_another_body_is_refused(db: Db) {
+    let app = TestApp::spawn(db, "").await;
+    let post = |key: &'static str, body: Value| {
+        app.client.post(app.url("/api/v1/forms/contact")).header("idempotency-key", key).json(&body).send()
+    };
+    let first = json!({"name": "Ada", "email": "ada@example.com"});
+    let r = post("order-1", first.clone()).await.expect("post");
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let again = post("order-1", first).await.expect("post");
+    let body: Value = again.json().await.expect("json");
+    assert_eq!(body["duplicate"], true, "a retry is a duplicate");
+    let other = post("order-1", json!({"name": "Bob", "email": "bob@example.com"})).await.expect("post");
+    assert_eq!(other.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = other.json().await.expect("json");
+    assert_eq!(error_code(&body), "idempotency_key_reused");
+    assert_eq!(app.count("SELECT COUNT(*) FROM contacts").await, 1, "the second person was not taken for the first");
+    // The API's own key, the same way.
+    let lead = |name: &str| json!({"name": name, "email": format!("{}@example.com", name.to_lowercase()), "external_id": "crm-7"});
+    assert_eq!(app.send_as(ADMIN, reqwest::Method::POST, "/api/v1/leads", &lead("Cleo")).await.0, StatusCode::CREATED);
+    assert_eq!(app.send_as(ADMIN, reqwest::Method::POST, "/api/v1/leads", &lead("Cleo")).await.0, StatusCode::OK);
+    let (status, body) = app.send_as(ADMIN, reqwest::Method::POST, "/api/v1/leads", &lead("Dora")).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"));
+    assert_eq!(app.count("SELECT COUNT(*) FROM contacts").await, 2);
+}
+both!(a_reused_idempotency_key_with_another_body_is_refused);
+
+async fn raw_bodies_are_kept_bounded(db: Db) {
+    let config =
+        BASE_CONFIG.to_owned() + "\n[inbound]\nraw_retention = \"2s\"\n[scheduler]\nunassigned_interval = \"200ms\"\n";
+    let app = TestApp::spawn_with(db, &config).await;
+    let padding = "x".repeat(900 * 1024);
+    for i in 0..40 {
+        let r = app
+            .post_form(
+                "contact",
+                &json!({"email": "big@example.com", "message": format!("note {i}"), "padding": padding}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+    }
+    let kept = app.count("SELECT CAST(SUM(length(payload)) AS BIGINT) FROM inbound_items").await;
+    let received = app.count("SELECT CAST(SUM(payload_size) AS BIGINT) FROM inbound_items").await;
+    assert!(kept <= 40 * leadrouter::store::RAW_EXCERPT_BYTES as i64, "{kept} bytes of raw bodies kept");
+    assert!(received > 40 * 900 * 1024, "their sizes are recorded: {received}");
+    assert_eq!(app.count("SELECT COUNT(*) FROM inbound_items WHERE payload_sha256 IS NULL").await, 0);
+    // After the retention period only the size and hash stay.
+    crate::support::eventually(10, || async {
+        app.count("SELECT COUNT(*) FROM inbound_items WHERE length(payload) > 0").await == 0
+    })
+    .await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM inbound_items WHERE payload_size IS NULL").await, 0);
+    let lead = app.leads("").await;
+    assert_eq!(lead.len(), 1, "forty posts of one person, one lead");
+}
+both!(raw_bodies_are_kept_bounded);

@@ -198,7 +198,7 @@ impl MailboxReader {
             Ok(Verdict::Inquiry(mail)) => match normalise::to_inquiry(&s.id, &mail, m.internal_ms) {
                 Some(inquiry) => {
                     span.record("external_id", inquiry.external_id.as_str());
-                    let raw = RawItem { meta: &meta, payload: &m.raw };
+                    let raw = RawItem::new(&meta, &m.raw);
                     return match self.intake.submit_with(&inquiry, raw, cursor_write(&s.id, cursor, now)).await {
                         Ok(outcome) => {
                             if let Some(id) = outcome.lead_id() {

@@ -252,11 +252,7 @@ impl TelegramChannel {
                         now,
                     ));
                 }
-                match self
-                    .intake
-                    .submit_with(&inquiry, RawItem { meta: &meta, payload: bytes }, also)
-                    .instrument(span.clone())
-                    .await
+                match self.intake.submit_with(&inquiry, RawItem::new(&meta, bytes), also).instrument(span.clone()).await
                 {
                     Ok(outcome) => {
                         if let Some(id) = outcome.lead_id() {

@@ -126,10 +126,7 @@ fn idempotency_key(
 /// is declared only declared forms exist.
 pub fn form_config<'a>(settings: &'a Settings, form_id: &str) -> Option<Cow<'a, FormSettings>> {
     if settings.forms.is_empty() {
-        let valid = !form_id.is_empty()
-            && form_id.len() <= 64
-            && form_id.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c));
-        return valid.then(|| Cow::Owned(FormSettings::open(form_id)));
+        return crate::settings::valid_form_id(form_id).then(|| Cow::Owned(FormSettings::open(form_id)));
     }
     settings.form(form_id).map(Cow::Borrowed)
 }

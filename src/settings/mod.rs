@@ -15,6 +15,9 @@ use crate::domain::routing::{Rule, Strategy};
 use crate::domain::working_hours::WorkingHours;
 use crate::domain::{Channel, Region};
 
+mod load;
+mod secrets;
+
 pub const DEFAULT_CONFIG_PATH: &str = "config/leadrouter.toml";
 
 /// A duration written as `"30s"`, `"15m"`, `"2h"`, `"3d"`.
@@ -55,7 +58,24 @@ pub struct Settings {
     pub outbox: OutboxSettings,
     pub scheduler: SchedulerSettings,
     pub pipeline: PipelineSettings,
+    pub inbound: InboundSettings,
     pub log: LogSettings,
+}
+
+/// What is kept of the raw items channels receive.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InboundSettings {
+    /// Processed and skipped items keep an excerpt of their body (the first
+    /// `store::RAW_EXCERPT_BYTES`) this long; then only its size and sha256 stay. Failed items
+    /// keep their whole body until they are replayed. Unset: excerpts are kept for good.
+    pub raw_retention: Option<Duration>,
+}
+
+impl Default for InboundSettings {
+    fn default() -> Self {
+        InboundSettings { raw_retention: Some(Duration::from_secs(30 * 24 * 3600)) }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -698,24 +718,34 @@ impl Default for LogSettings {
 pub enum SettingsError {
     #[error("config file {0} does not exist")]
     Missing(PathBuf),
-    #[error("{0}")]
-    Invalid(String),
+    /// Values that could not be read, one problem each.
+    #[error("{}", .0.join("\n"))]
+    Unreadable(Vec<String>),
 }
 
 impl Settings {
-    /// Reads the file (the default path may be absent) and the environment.
+    /// Reads the file (the default path may be absent) and the environment. A value of the
+    /// wrong type does not hide the ones after it: the error lists them all.
     pub fn load(explicit: Option<&Path>) -> Result<Settings, SettingsError> {
-        Self::figment(explicit)?
-            .extract()
-            .map_err(|e| SettingsError::Invalid(e.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")))
+        Self::checked(load::extract_all(&Self::figment(explicit)?))
+    }
+
+    /// What `check-config` reports: every value that could not be read, and the settings read
+    /// from the rest (to check them further), if anything could be read.
+    pub fn read(explicit: Option<&Path>) -> Result<(Option<Settings>, Vec<String>), SettingsError> {
+        Ok(load::extract_all(&Self::figment(explicit)?))
     }
 
     /// Settings from TOML text alone (no file, no environment): for tests and tools.
     pub fn from_toml(text: &str) -> Result<Settings, SettingsError> {
-        Figment::new()
-            .merge(Toml::string(text))
-            .extract()
-            .map_err(|e| SettingsError::Invalid(e.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")))
+        Self::checked(load::extract_all(&Figment::new().merge(Toml::string(text))))
+    }
+
+    fn checked((settings, problems): (Option<Settings>, Vec<String>)) -> Result<Settings, SettingsError> {
+        match settings {
+            Some(settings) if problems.is_empty() => Ok(settings),
+            _ => Err(SettingsError::Unreadable(problems)),
+        }
     }
 
     fn figment(explicit: Option<&Path>) -> Result<Figment, SettingsError> {
@@ -745,6 +775,7 @@ impl Settings {
             p.push("database.max_connections must be at least 1".into());
         }
 
+        p.extend(secrets::problems(self));
         let team_ids = duplicates("teams", self.teams.iter().map(|t| t.id.as_str()), &mut p);
         let rep_ids = duplicates("reps", self.reps.iter().map(|r| r.id.as_str()), &mut p);
         for rep in &self.reps {
@@ -819,6 +850,12 @@ impl Settings {
         }
         duplicates("forms", self.forms.iter().map(|f| f.id.as_str()), &mut p);
         for form in &self.forms {
+            if !valid_form_id(&form.id) {
+                p.push(format!(
+                    "form `{}`: an id is 1–64 letters, digits, `-` or `_` (it is the last part of the form's URL)",
+                    form.id
+                ));
+            }
             if let Some(r) = &form.default_region
                 && Region::parse(r).is_err()
             {
@@ -958,6 +995,11 @@ fn duplicates<'a>(what: &str, ids: impl Iterator<Item = &'a str>, problems: &mut
     seen
 }
 
+/// Form ids are one URL path segment: `/api/v1/forms/{id}`.
+pub fn valid_form_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+}
+
 /// `2026-12-01` (midnight UTC) or a full RFC 3339 timestamp.
 pub fn parse_instant(s: &str) -> Option<jiff::Timestamp> {
     s.parse::<jiff::Timestamp>().ok().or_else(|| {
@@ -1024,8 +1066,27 @@ mod tests {
     }
 
     #[test]
-    fn the_documented_example_config_is_valid() {
-        let s = Settings::from_toml(include_str!("../config/leadrouter.example.toml")).expect("parses");
+    fn the_documented_example_config_is_valid_once_its_placeholders_are_filled() {
+        let example = include_str!("../../config/leadrouter.example.toml");
+        let s = Settings::from_toml(example).expect("parses");
+        let problems = s.problems();
+        assert_eq!(problems.len(), 6, "{problems:?}");
+        assert!(problems.iter().all(|p| p.contains("placeholder")), "only its placeholders are refused: {problems:?}");
+        let mut filled = example.to_owned();
+        for (n, placeholder) in [
+            "change-me-to-a-long-random-string",
+            "anna-personal-token",
+            "typeform-signing-secret",
+            "webhook-signing-secret",
+            "…",
+        ]
+        .iter()
+        .enumerate()
+        {
+            filled =
+                filled.replace(&format!("\"{placeholder}\""), &format!("\"filled-in-secret-{n}-0123456789abcdef\""));
+        }
+        let s = Settings::from_toml(&filled).expect("parses");
         assert!(s.problems().is_empty(), "{:?}", s.problems());
         assert_eq!(s.team_members("sales"), vec!["anna".to_string(), "ben".to_string()]);
     }
