@@ -85,35 +85,6 @@ impl Tx {
         self.run(b).await?;
         Ok(MergeOutcome { folded_leads: folded.into_iter().map(|(id, _)| id).collect() })
     }
-
-    /// Removes personal data: name, identities, message texts and raw payloads. Leads stay
-    /// (without content) so the numbers managers rely on do not change.
-    pub async fn erase_contact(&mut self, contact_id: &str, now: i64) -> Result<()> {
-        let n = sqlx::query("UPDATE contacts SET name = NULL, erased_at = $1, updated_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(contact_id)
-            .execute(&mut *self.tx)
-            .await?
-            .rows_affected();
-        if n == 0 {
-            return Err(StoreError::NotFound("contact"));
-        }
-        for sql in [
-            "DELETE FROM identities WHERE contact_id = $1",
-            "UPDATE interactions SET text = '[erased]', subject = NULL, attachments = '[]' \
-             WHERE lead_id IN (SELECT id FROM leads WHERE contact_id = $1)",
-            "UPDATE leads SET custom_fields = '{}', referrer = NULL WHERE contact_id = $1",
-            "UPDATE inbound_items SET payload = $2, meta = '{}' WHERE lead_id IN (SELECT id FROM leads WHERE contact_id = $1)",
-            "UPDATE events SET data = '{}' WHERE lead_id IN (SELECT id FROM leads WHERE contact_id = $1)",
-            "UPDATE outbox SET payload = '{}', status = CASE WHEN status = 'pending' THEN 'dead' ELSE status END \
-             WHERE lead_id IN (SELECT id FROM leads WHERE contact_id = $1)",
-        ] {
-            let q = sqlx::query(sql).bind(contact_id);
-            let q = if sql.contains("$2") { q.bind(Vec::<u8>::new()) } else { q };
-            q.execute(&mut *self.tx).await?;
-        }
-        Ok(())
-    }
 }
 
 impl Store {

@@ -5,6 +5,7 @@
 
 mod batch;
 mod contacts;
+mod erasure;
 mod followup;
 mod history;
 mod inbound;

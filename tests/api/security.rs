@@ -480,3 +480,94 @@ async fn raw_bodies_are_kept_bounded(db: Db) {
     assert_eq!(lead.len(), 1, "forty posts of one person, one lead");
 }
 both!(raw_bodies_are_kept_bounded);
+
+/// Every place in the database a string is found: SQLite files byte by byte, PostgreSQL rows
+/// of every table as text (bytea as hex, too).
+async fn found_in_database(app: &TestApp, db: Db, needles: &[&str]) -> Vec<String> {
+    let mut found = Vec::new();
+    match db {
+        Db::Sqlite => {
+            let url = app.intake.settings.database.url.clone();
+            let path = url.trim_start_matches("sqlite://").split('?').next().expect("path").to_owned();
+            for file in [path.clone(), format!("{path}-wal"), format!("{path}-shm")] {
+                let Ok(bytes) = std::fs::read(&file) else { continue };
+                for needle in needles {
+                    if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                        found.push(format!("{needle:?} in {file}"));
+                    }
+                }
+            }
+        }
+        Db::Postgres => {
+            let pool = app.store().reader_pool();
+            let tables: Vec<String> = sqlx::query_scalar(
+                "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
+            )
+            .fetch_all(&pool)
+            .await
+            .expect("tables");
+            for table in tables {
+                let rows: Vec<String> =
+                    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT t::text FROM {table} t")))
+                        .fetch_all(&pool)
+                        .await
+                        .expect("rows");
+                for row in rows {
+                    for needle in needles {
+                        let hex = hex::encode(needle.as_bytes());
+                        if row.contains(needle) || row.contains(&hex) {
+                            found.push(format!("{needle:?} in {table}: {}", &row[..row.len().min(160)]));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    found
+}
+
+async fn an_erased_person_is_found_nowhere_in_the_database(db: Db) {
+    let (hook, received) = crate::webhooks::receiver(StatusCode::OK).await;
+    let app = TestApp::spawn(db, &format!("[[notify.webhooks]]\nurl = \"{hook}\"\n")).await;
+    let (email, phone, name) = ("zelda.quartermain@example.com", "+14155550173", "Zelda Quartermain");
+    let lead = app
+        .submit("contact", json!({"name": name, "email": email, "phone": "(415) 555-0173", "message": "Quote for the Quartermain estate"}))
+        .await;
+    app.submit("contact", json!({"email": email, "message": "Zelda again: any news?"})).await;
+    // A second record of her, merged in by an admin.
+    let other = app.submit("contact", json!({"name": "Z. Quartermain", "email": "zq@example.com"})).await;
+    let contact = app.lead(&lead).await["contact"]["id"].as_str().expect("contact").to_owned();
+    let other_contact = app.lead(&other).await["contact"]["id"].as_str().expect("contact").to_owned();
+    let (status, body) = app
+        .send_as(
+            ADMIN,
+            reqwest::Method::POST,
+            &format!("/api/v1/contacts/{contact}/merge"),
+            &json!({"other_id": other_contact}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = app
+        .patch(&format!("/api/v1/leads/{lead}"), json!({"status": "qualification", "next_action_at": "2030-01-01T10:00:00Z", "next_action_note": "call Zelda Quartermain back"}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let path = format!("/api/v1/leads/{lead}/tasks");
+    assert_eq!(
+        app.send_as(ADMIN, reqwest::Method::POST, &path, &json!({"title": "send Zelda Quartermain the quote"})).await.0,
+        StatusCode::CREATED
+    );
+    crate::support::eventually(10, || async { received.0.lock().expect("lock").len() >= 3 }).await;
+
+    let needles = [email, phone, name, "Quartermain", "zq@example.com"];
+    assert!(!found_in_database(&app, db, &needles).await.is_empty(), "the test must see her before the erasure");
+    let (status, _) =
+        app.send_as(ADMIN, reqwest::Method::DELETE, &format!("/api/v1/contacts/{contact}"), &json!({})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let left = found_in_database(&app, db, &needles).await;
+    assert!(left.is_empty(), "still there after the erasure:\n{}", left.join("\n"));
+    // The numbers stay: the leads are there, without her.
+    let erased = app.lead(&lead).await;
+    assert!(erased["contact"]["name"].is_null() && erased["next_action_note"].is_null());
+    assert_eq!(app.count("SELECT COUNT(*) FROM leads").await, 2);
+}
+both!(an_erased_person_is_found_nowhere_in_the_database);
