@@ -17,6 +17,8 @@ pub const LEAD_STALE: &str = "lead.stale";
 pub const LEAD_ESCALATED: &str = "lead.escalated";
 /// The sla moved a lead away from this rep (the event for the rep it left).
 pub const LEAD_REASSIGNED_AWAY: &str = "lead.reassigned_away";
+/// An inquiry linked contacts that both have owners: their merge waits for review.
+pub const CONTACT_MERGE_HELD: &str = "contact.merge_held";
 /// A manager's daily numbers.
 pub const DIGEST_DAILY: &str = "digest.daily";
 

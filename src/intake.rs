@@ -9,9 +9,9 @@ use serde_json::json;
 use tokio::sync::{Notify, oneshot};
 use tracing::Instrument;
 
-use crate::domain::plan::{self, ContactStep, LeadStep, Plan};
+use crate::domain::plan::{self, ContactStep, LeadStep, MergePolicy, Plan};
 use crate::domain::routing::{self, Facts, Strategy};
-use crate::domain::{Identity, Inquiry};
+use crate::domain::{Channel, Identity, Inquiry};
 use crate::events::{self, LEAD_ASSIGNED, LEAD_CREATED, LEAD_MESSAGE};
 use crate::settings::Settings;
 use crate::store::{
@@ -202,6 +202,37 @@ impl Intake {
     /// The events an intake plan produces: a message on the open lead, or a new lead and its
     /// assignment.
     fn intake_events(&self, inquiry: &Inquiry, plan: &Plan, ctx: &plan::Context, now: i64) -> Vec<NewEvent> {
+        let mut events = self.lead_events(inquiry, plan, ctx, now);
+        if !plan.held.is_empty() {
+            events.push(self.merge_held_event(inquiry, plan, ctx, now));
+        }
+        events
+    }
+
+    /// A merge held for review: the owners of the contacts it would join hear of it (and
+    /// webhooks that want `contact.merge_held`).
+    fn merge_held_event(&self, inquiry: &Inquiry, plan: &Plan, ctx: &plan::Context, now: i64) -> NewEvent {
+        let (LeadStep::Join { lead_id, .. } | LeadStep::Open { lead_id, .. }) = &plan.lead;
+        let into = plan.contact.id();
+        let who = inquiry.contact_name.as_deref().unwrap_or("A contact");
+        let alert = crate::domain::followup::merge_held(who, plan.held.len());
+        let data = json!({"lead": {"id": lead_id}, "contact": {"id": into}, "held": plan.held, "alert": alert});
+        let mut event = events::lead_event(&self.settings, events::CONTACT_MERGE_HELD, lead_id, None, data, now);
+        let mut owners: Vec<&str> = ctx
+            .known
+            .iter()
+            .filter(|k| k.contact_id == into || plan.held.contains(&k.contact_id))
+            .filter_map(|k| k.contact_owner.as_deref())
+            .collect();
+        owners.sort_unstable();
+        owners.dedup();
+        for owner in owners {
+            events::alert_rep(&mut event, &self.settings, owner);
+        }
+        event
+    }
+
+    fn lead_events(&self, inquiry: &Inquiry, plan: &Plan, ctx: &plan::Context, now: i64) -> Vec<NewEvent> {
         let channel = inquiry.channel.as_str();
         let message = json!({"channel": channel, "direction": "inbound", "external_id": inquiry.external_id,
                              "subject": inquiry.message.subject, "text": inquiry.message.text});
@@ -348,16 +379,22 @@ impl IntakeUnit {
             return Ok(Step::Done(self.also.clone()));
         }
         let now = jiff::Timestamp::now();
+        // Only an admin's API call vouches for the identities it brings together.
+        let policy = if inquiry.channel == Channel::Api { MergePolicy::Merge } else { MergePolicy::HoldOwned };
         let mut plan = plan::plan(
             &inquiry.identities,
             inquiry.contact_name.is_some(),
             &ctx,
             intake.settings.routing.sticky_owner,
+            policy,
             now,
             new_id,
         );
         if let ContactStep::Merge { into, from, .. } = &plan.contact {
             tracing::info!(contact_id = %into, merged = from.len(), folded_leads = plan.folded.len(), "contacts merged");
+        }
+        if !plan.held.is_empty() {
+            tracing::info!(contact_id = %plan.contact.id(), held = plan.held.len(), "merge with owned contacts held for review");
         }
         let contact_id = plan.contact.id().to_owned();
         let write = |plan: &Plan, events: &[NewEvent]| {

@@ -13,6 +13,7 @@ pub mod events;
 pub mod followup;
 pub mod http;
 pub mod intake;
+pub mod merges;
 pub mod notify;
 pub mod outbox;
 pub mod pipeline;

@@ -109,6 +109,11 @@ impl Intake {
         if !actor.may_see(lead) {
             return Err(PipelineError::NotFound("lead"));
         }
+        if let Some(into) = &lead.merged_into {
+            return Err(PipelineError::Conflict(format!(
+                "this lead was merged into lead {into}: work on that one (an admin can undo the merge)"
+            )));
+        }
         let current: Status = lead.status.parse()?;
         let mut freed_capacity = false;
         if let Actor::Rep(_) = actor {

@@ -33,7 +33,7 @@ CREATE TABLE merge_moves (
 CREATE INDEX merge_moves_by_merge ON merge_moves (merge_id);
 
 -- Merges that unauthenticated input would make between contacts that both have owners wait
--- here until an admin, or every owner, confirms.
+-- here until an admin, or every owner, confirms (or one of them rejects).
 CREATE TABLE merge_reviews (
     id           TEXT PRIMARY KEY,
     into_id      TEXT NOT NULL,
@@ -41,8 +41,8 @@ CREATE TABLE merge_reviews (
     -- the lead the inquiry that linked them went to, and its channel
     lead_id      TEXT,
     channel      TEXT NOT NULL,
-    -- JSON: the reps whose confirmation merges them, and those who confirmed
-    owners       TEXT NOT NULL,
+    -- JSON: the owners who confirmed so far (the owners are those of the two contacts'
+    -- leads when someone decides)
     confirmed_by TEXT NOT NULL DEFAULT '[]',
     -- pending | merged | rejected
     status       TEXT NOT NULL,

@@ -77,6 +77,17 @@ pub fn handed_over(who: &str, to: &str, note: Option<&str>) -> Alert {
     Alert { subject: format!("{who} moved to {to}"), text: format!("↪️ {who} was handed over to {to}{why}") }
 }
 
+pub fn merge_held(who: &str, others: usize) -> Alert {
+    let what = if others == 1 { "another contact".to_owned() } else { format!("{others} other contacts") };
+    Alert {
+        subject: format!("Possible duplicate: {who}"),
+        text: format!(
+            "🔗 {who} wrote with details that also belong to {what} owned by someone. They were not merged: \
+             confirm or reject the merge (GET /api/v1/merge-reviews)."
+        ),
+    }
+}
+
 pub fn auto_lost(who: &str, why: &str) -> Alert {
     Alert {
         subject: format!("Closed as no response: {who}"),

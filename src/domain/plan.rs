@@ -16,6 +16,8 @@ pub struct KnownIdentity {
     pub contact_id: String,
     pub contact_created_at: i64,
     pub contact_has_name: bool,
+    /// The owner of the contact's latest lead that has one: the contact is someone's.
+    pub contact_owner: Option<String>,
 }
 
 /// An open lead of one of the matched contacts.
@@ -96,9 +98,25 @@ pub struct Plan {
     pub contact: ContactStep,
     /// Identities the contact does not have yet.
     pub new_identities: Vec<Identity>,
-    /// Younger open leads of merged contacts, folded into the kept one: `(lead, owner)`.
-    pub folded: Vec<(String, Option<String>)>,
+    /// Younger open leads of merged contacts, folded into `fold_into`.
+    pub folded: Vec<OpenLead>,
+    /// The open lead the folded ones go into (with their messages).
+    pub fold_into: Option<OpenLead>,
+    /// Contacts the inquiry links to this one that are someone else's too: merging them is
+    /// held for review (`MergePolicy::HoldOwned`) instead of done.
+    pub held: Vec<String>,
     pub lead: LeadStep,
+}
+
+/// Whether the inquiry may merge contacts that both have owners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergePolicy {
+    /// The identities are vouched for (an admin's API call): merge what they link.
+    Merge,
+    /// Anyone could have typed them (a form, an email, a chat message): a merge between
+    /// contacts that both have owners waits for an admin or those owners. Without it, one
+    /// anonymous post with A's email and B's phone would fold B's lead into A's.
+    HoldOwned,
 }
 
 /// Decides the plan. `new_id` makes ids for what is created.
@@ -107,6 +125,7 @@ pub fn plan(
     has_name: bool,
     ctx: &Context,
     sticky_owner: bool,
+    policy: MergePolicy,
     now: Timestamp,
     mut new_id: impl FnMut() -> String,
 ) -> Plan {
@@ -116,7 +135,11 @@ pub fn plan(
         .map(|k| Match { contact_id: k.contact_id.clone(), created_at_ms: k.contact_created_at })
         .collect();
     let named = |id: &str| ctx.known.iter().any(|k| k.contact_id == id && k.contact_has_name);
-    let contact = match dedup::resolve(&matches) {
+    let (resolution, held) = match dedup::resolve(&matches) {
+        Resolution::Merge { into, from } if policy == MergePolicy::HoldOwned => hold_owned(into, from, ctx),
+        other => (other, Vec::new()),
+    };
+    let contact = match resolution {
         Resolution::New => ContactStep::Create { id: new_id() },
         Resolution::Existing(id) => ContactStep::Use { fill_name: has_name && !named(&id), id },
         Resolution::Merge { into, from } => ContactStep::Merge { fill_name: has_name && !named(&into), into, from },
@@ -128,24 +151,44 @@ pub fn plan(
         .cloned()
         .collect();
 
-    let (kept, folded) = fold_open_leads(&ctx.open_leads);
+    // The held contacts' leads are theirs alone until the review says otherwise.
+    let open: Vec<OpenLead> = ctx.open_leads.iter().filter(|l| !held.contains(&l.contact_id)).cloned().collect();
+    let (kept, folded) = fold_open_leads(&open);
+    let fold_into = kept.clone().filter(|_| !folded.is_empty());
     // A reply belongs to the conversation it answers, whoever sends it.
     let lead = match ctx.thread_lead.clone().or(kept) {
         Some(kept) => LeadStep::Join { lead_id: kept.id, owner_id: kept.owner_id },
         None => {
             let team = ctx.team.as_ref();
-            let owner = team.and_then(|t| choose_owner(t, ctx.previous_owner.as_ref(), sticky_owner, now));
+            // With a merge held, the latest owner may be the other contact's: route afresh.
+            let previous = ctx.previous_owner.as_ref().filter(|_| held.is_empty());
+            let owner = team.and_then(|t| choose_owner(t, previous, sticky_owner, now));
             LeadStep::Open { lead_id: new_id(), team: team.map(|t| (t.id.clone(), t.seq + 1)), owner }
         }
     };
-    Plan { contact, new_identities, folded, lead }
+    Plan { contact, new_identities, folded, fold_into, held, lead }
 }
 
-/// One person keeps one open lead: the oldest. The others fold into it, as `(lead, owner)`.
-pub fn fold_open_leads(open: &[OpenLead]) -> (Option<OpenLead>, Vec<(String, Option<String>)>) {
+/// Splits a merge that anonymous input asks for: contacts nobody owns merge now; of the owned
+/// ones, the first (the merge target if it is owned, else the oldest owned) merges, and every
+/// other one is held for review.
+fn hold_owned(into: String, from: Vec<String>, ctx: &Context) -> (Resolution, Vec<String>) {
+    let owned = |id: &str| ctx.known.iter().any(|k| k.contact_id == id && k.contact_owner.is_some());
+    let owned_ids: Vec<&String> = std::iter::once(&into).chain(&from).filter(|c| owned(c)).collect();
+    if owned_ids.len() < 2 {
+        return (Resolution::Merge { into, from }, Vec::new());
+    }
+    let held: Vec<String> = owned_ids.into_iter().skip(1).cloned().collect();
+    let now: Vec<String> = from.into_iter().filter(|c| !held.contains(c)).collect();
+    let resolution = if now.is_empty() { Resolution::Existing(into) } else { Resolution::Merge { into, from: now } };
+    (resolution, held)
+}
+
+/// One person keeps one open lead: the oldest. The others fold into it.
+pub fn fold_open_leads(open: &[OpenLead]) -> (Option<OpenLead>, Vec<OpenLead>) {
     let mut sorted: Vec<&OpenLead> = open.iter().collect();
     sorted.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-    let folded = sorted.iter().skip(1).map(|l| (l.id.clone(), l.owner_id.clone())).collect();
+    let folded = sorted.iter().skip(1).map(|l| (*l).clone()).collect();
     (sorted.first().map(|l| (*l).clone()), folded)
 }
 
@@ -178,7 +221,12 @@ mod tests {
             contact_id: contact.into(),
             contact_created_at: at,
             contact_has_name: false,
+            contact_owner: None,
         }
+    }
+
+    fn owned(value: &str, contact: &str, at: i64, owner: &str) -> KnownIdentity {
+        KnownIdentity { contact_owner: Some(owner.into()), ..known(value, contact, at) }
     }
 
     fn rep(id: &str) -> Candidate {
@@ -206,7 +254,7 @@ mod tests {
     #[test]
     fn a_stranger_gets_a_contact_a_lead_and_an_owner() {
         let ctx = Context { team: Some(team(&["anna", "ben"])), ..Default::default() };
-        let p = plan(&[email("a@b.co")], true, &ctx, true, Timestamp::UNIX_EPOCH, ids());
+        let p = plan(&[email("a@b.co")], true, &ctx, true, MergePolicy::HoldOwned, Timestamp::UNIX_EPOCH, ids());
         assert_eq!(p.contact, ContactStep::Create { id: "new1".into() });
         assert_eq!(p.new_identities.len(), 1);
         match p.lead {
@@ -231,7 +279,15 @@ mod tests {
             }],
             ..Default::default()
         };
-        let p = plan(&[email("a@b.co"), email("second@b.co")], true, &ctx, true, Timestamp::UNIX_EPOCH, ids());
+        let p = plan(
+            &[email("a@b.co"), email("second@b.co")],
+            true,
+            &ctx,
+            true,
+            MergePolicy::HoldOwned,
+            Timestamp::UNIX_EPOCH,
+            ids(),
+        );
         assert_eq!(p.contact, ContactStep::Use { id: "c1".into(), fill_name: true });
         assert_eq!(p.new_identities, vec![email("second@b.co")]);
         assert_eq!(p.lead, LeadStep::Join { lead_id: "l1".into(), owner_id: Some("ben".into()) });
@@ -252,10 +308,19 @@ mod tests {
             ],
             ..Default::default()
         };
-        let p = plan(&[email("a@b.co"), email("x@y.co")], false, &ctx, true, Timestamp::UNIX_EPOCH, ids());
+        let p = plan(
+            &[email("a@b.co"), email("x@y.co")],
+            false,
+            &ctx,
+            true,
+            MergePolicy::HoldOwned,
+            Timestamp::UNIX_EPOCH,
+            ids(),
+        );
         assert_eq!(p.contact, ContactStep::Merge { into: "old".into(), from: vec!["young".into()], fill_name: false });
         assert!(p.new_identities.is_empty(), "the merged contact's identity moves over with the merge");
-        assert_eq!(p.folded, vec![("l-young".into(), Some("ben".into()))]);
+        assert_eq!(p.folded.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(), ["l-young"]);
+        assert_eq!(p.fold_into.map(|l| l.id), Some("l-old".into()));
         assert_eq!(p.lead, LeadStep::Join { lead_id: "l-old".into(), owner_id: None });
     }
 
@@ -264,7 +329,8 @@ mod tests {
         let thread =
             OpenLead { id: "l-thread".into(), contact_id: "someone-else".into(), owner_id: None, created_at: 1 };
         let ctx = Context { thread_lead: Some(thread), team: Some(team(&["anna"])), ..Default::default() };
-        let p = plan(&[email("colleague@b.co")], false, &ctx, true, Timestamp::UNIX_EPOCH, ids());
+        let p =
+            plan(&[email("colleague@b.co")], false, &ctx, true, MergePolicy::HoldOwned, Timestamp::UNIX_EPOCH, ids());
         assert_eq!(p.lead, LeadStep::Join { lead_id: "l-thread".into(), owner_id: None });
     }
 
@@ -276,15 +342,81 @@ mod tests {
             team: Some(team(&["anna", "ben"])),
             ..Default::default()
         };
-        let p = plan(&[email("a@b.co")], false, &ctx, true, Timestamp::UNIX_EPOCH, ids());
+        let p = plan(&[email("a@b.co")], false, &ctx, true, MergePolicy::HoldOwned, Timestamp::UNIX_EPOCH, ids());
         let LeadStep::Open { owner: Some(owner), .. } = p.lead else { panic!("an owner") };
         assert_eq!((owner.rep_id.as_str(), owner.reason), ("chen", "sticky_owner"));
 
         let mut away = rep("chen");
         away.active = false;
         let ctx = Context { previous_owner: Some(away), ..ctx };
-        let p = plan(&[email("a@b.co")], false, &ctx, true, Timestamp::UNIX_EPOCH, ids());
+        let p = plan(&[email("a@b.co")], false, &ctx, true, MergePolicy::HoldOwned, Timestamp::UNIX_EPOCH, ids());
         let LeadStep::Open { owner: Some(owner), .. } = p.lead else { panic!("an owner") };
         assert_eq!(owner.reason, "round_robin", "an ineligible previous owner is skipped");
+    }
+
+    fn open_lead(id: &str, contact: &str, owner: &str, at: i64) -> OpenLead {
+        OpenLead { id: id.into(), contact_id: contact.into(), owner_id: Some(owner.into()), created_at: at }
+    }
+
+    #[test]
+    fn anonymous_input_linking_two_owned_contacts_holds_the_merge() {
+        // A's email and B's phone in one form post; both are someone's.
+        let ctx = Context {
+            known: vec![owned("a@b.co", "contact-a", 1, "anna"), owned("b@b.co", "contact-b", 5, "ben")],
+            open_leads: vec![open_lead("lead-a", "contact-a", "anna", 2), open_lead("lead-b", "contact-b", "ben", 6)],
+            previous_owner: Some(rep("ben")),
+            ..Default::default()
+        };
+        let inquiry = [email("a@b.co"), email("b@b.co")];
+        let p = plan(&inquiry, false, &ctx, true, MergePolicy::HoldOwned, Timestamp::UNIX_EPOCH, ids());
+        assert_eq!(p.contact, ContactStep::Use { id: "contact-a".into(), fill_name: false });
+        assert_eq!(p.held, vec!["contact-b".to_string()]);
+        assert!(p.folded.is_empty(), "B's lead is left alone");
+        assert_eq!(p.lead, LeadStep::Join { lead_id: "lead-a".into(), owner_id: Some("anna".into()) });
+        assert!(p.new_identities.is_empty(), "B's address stays B's");
+
+        // The same from an admin's API call merges.
+        let p = plan(&inquiry, false, &ctx, true, MergePolicy::Merge, Timestamp::UNIX_EPOCH, ids());
+        assert!(matches!(p.contact, ContactStep::Merge { .. }) && p.held.is_empty());
+        assert_eq!(p.folded.len(), 1);
+    }
+
+    #[test]
+    fn contacts_nobody_owns_still_merge_and_a_new_lead_is_routed_afresh() {
+        let ctx = Context {
+            known: vec![
+                owned("a@b.co", "contact-a", 1, "anna"),
+                known("c@b.co", "contact-c", 3),
+                owned("b@b.co", "contact-b", 5, "ben"),
+            ],
+            previous_owner: Some(rep("ben")),
+            team: Some(team(&["chen"])),
+            ..Default::default()
+        };
+        let inquiry = [email("a@b.co"), email("b@b.co"), email("c@b.co")];
+        let p = plan(&inquiry, false, &ctx, true, MergePolicy::HoldOwned, Timestamp::UNIX_EPOCH, ids());
+        assert_eq!(
+            p.contact,
+            ContactStep::Merge { into: "contact-a".into(), from: vec!["contact-c".into()], fill_name: false }
+        );
+        assert_eq!(p.held, vec!["contact-b".to_string()]);
+        let LeadStep::Open { owner: Some(owner), .. } = p.lead else { panic!("a new lead with an owner") };
+        assert_eq!(owner.rep_id, "chen", "not Ben's by stickiness: his contact is the held one");
+
+        // One owned contact and strangers: nothing to hold.
+        let ctx = Context {
+            known: vec![owned("a@b.co", "contact-a", 1, "anna"), known("c@b.co", "contact-c", 3)],
+            ..Default::default()
+        };
+        let p = plan(
+            &[email("a@b.co"), email("c@b.co")],
+            false,
+            &ctx,
+            true,
+            MergePolicy::HoldOwned,
+            Timestamp::UNIX_EPOCH,
+            ids(),
+        );
+        assert!(p.held.is_empty() && matches!(p.contact, ContactStep::Merge { .. }));
     }
 }

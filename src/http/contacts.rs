@@ -63,6 +63,8 @@ pub struct ContactDetailView {
     /// Set when this contact was merged into another.
     pub merged_into: Option<String>,
     pub leads: Vec<ContactLead>,
+    /// Other contacts merged into this one, oldest first (each can be undone).
+    pub merges: Vec<super::merges::MergeView>,
 }
 
 #[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "contacts", params(("id" = String, Path)), security(("bearer" = [])),
@@ -73,10 +75,12 @@ async fn get_contact(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<axum::Json<ContactDetailView>> {
     let c = state.store().contact(&id).await?.ok_or(ApiError::NotFound("contact"))?;
+    let merges = state.store().merges_into(&id).await?;
     Ok(axum::Json(ContactDetailView {
         contact: c.contact.into(),
         merged_into: c.merged_into,
         leads: c.leads.into_iter().map(|(id, status, at)| ContactLead { id, status, created_at: ts(at) }).collect(),
+        merges: merges.into_iter().map(Into::into).collect(),
     }))
 }
 
@@ -106,7 +110,8 @@ async fn merge_contact(
         }
     }
     let mut tx = state.store().begin().await?;
-    tx.merge_contacts(&id, std::slice::from_ref(&body.other_id), "manual", ms(jiff::Timestamp::now())).await?;
+    tx.merge_contacts(&id, std::slice::from_ref(&body.other_id), "manual", Some("admin"), ms(jiff::Timestamp::now()))
+        .await?;
     tx.commit().await?;
     get_contact(Admin, State(state), ApiPath(id)).await
 }

@@ -9,6 +9,7 @@ mod export;
 mod extract;
 mod forms;
 mod leads;
+mod merges;
 mod ops;
 mod outbox;
 mod reps;
@@ -117,6 +118,7 @@ pub fn router(state: AppState) -> Router {
         .merge(forms::router())
         .merge(leads::router())
         .merge(contacts::router())
+        .merge(merges::router())
         .merge(reps::router())
         .merge(stats::router())
         .merge(outbox::router())

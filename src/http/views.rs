@@ -12,7 +12,7 @@ pub fn ts(ms: i64) -> String {
     from_ms(ms).to_string()
 }
 
-fn ts_opt(ms: Option<i64>) -> Option<String> {
+pub fn ts_opt(ms: Option<i64>) -> Option<String> {
     ms.map(ts)
 }
 
@@ -125,6 +125,9 @@ pub struct LeadView {
     pub overdue: bool,
     pub last_activity_at: String,
     pub closed_at: Option<String>,
+    /// The lead this one was folded into by a merge of two records of one person: closed as
+    /// part of that lead (its messages moved there), not lost. An admin can undo the merge.
+    pub merged_into: Option<String>,
     pub created_at: String,
     pub updated_at: String,
     pub language: Option<String>,
@@ -214,6 +217,7 @@ impl LeadView {
             next_action_note: l.next_action_note,
             last_activity_at: ts(l.last_activity_at),
             closed_at: ts_opt(l.closed_at),
+            merged_into: l.merged_into,
             created_at: ts(l.created_at),
             updated_at: ts(l.updated_at),
             language: l.language,

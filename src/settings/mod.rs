@@ -569,7 +569,8 @@ fn smtp_port() -> u16 {
 }
 
 /// Event types a webhook can subscribe to.
-pub const EVENT_TYPES: [&str; 4] = ["lead.created", "lead.assigned", "lead.status_changed", "lead.message"];
+pub const EVENT_TYPES: [&str; 5] =
+    ["lead.created", "lead.assigned", "lead.status_changed", "lead.message", "contact.merge_held"];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

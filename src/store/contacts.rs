@@ -40,6 +40,7 @@ impl Tx {
         into: &str,
         from: &[String],
         reason: &str,
+        actor: Option<&str>,
         now: i64,
     ) -> Result<MergeOutcome> {
         let mut all: Vec<&str> = from.iter().map(String::as_str).chain(std::iter::once(into)).collect();
@@ -81,9 +82,9 @@ impl Tx {
             .collect::<Result<Vec<_>>>()?;
         let (keep, folded) = fold_open_leads(&open_leads);
         let mut b = Batch::new();
-        push_merge(&mut b, into, from, keep.as_ref().map(|l| l.id.as_str()), &folded, reason, now);
+        push_merge(&mut b, into, from, keep.as_ref(), &folded, reason, actor, now);
         self.run(b).await?;
-        Ok(MergeOutcome { folded_leads: folded.into_iter().map(|(id, _)| id).collect() })
+        Ok(MergeOutcome { folded_leads: folded.into_iter().map(|l| l.id).collect() })
     }
 }
 

@@ -308,31 +308,60 @@ pub(super) fn push_release(b: &mut Batch, rep_id: &str) {
     b.exec("UPDATE reps SET open_leads = open_leads - 1 WHERE id = $1 AND open_leads > 0", vec![rep_id.into()]);
 }
 
-/// Statements: `from` contacts become part of `into`. Folded open leads close as duplicates
-/// first (their messages move to `keep`), so "one open lead per person" holds throughout.
+/// Statements: `from` contacts become part of `into`, recorded so an admin can undo it (see
+/// `merges`): each merge notes the identities and leads it moved, and the open leads folded
+/// into `fold_into` (with the messages that moved) under the merge that caused the fold. A
+/// folded lead keeps its status: it is closed as merged into the kept one, not lost.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn push_merge(
     b: &mut Batch,
     into: &str,
     from: &[String],
-    keep: Option<&str>,
-    folded: &[(String, Option<String>)],
+    fold_into: Option<&OpenLead>,
+    folded: &[OpenLead],
     reason: &str,
+    actor: Option<&str>,
     now: i64,
-) {
-    if let Some(keep) = keep {
-        for (dup, owner) in folded {
-            b.exec("UPDATE interactions SET lead_id = $1 WHERE lead_id = $2", vec![keep.into(), dup.into()]);
+) -> Vec<String> {
+    let merge_ids: Vec<String> = from.iter().map(|_| new_id()).collect();
+    let merge_of = |contact: &str| from.iter().position(|c| c == contact).map(|i| merge_ids[i].as_str());
+    if let Some(keep) = fold_into {
+        for dup in folded {
+            // The merge that brought the folded lead (or, for `into`'s own lead, the kept one) in.
+            let cause = if dup.contact_id == into { keep.contact_id.as_str() } else { dup.contact_id.as_str() };
+            let merge_id = merge_of(cause).or(merge_ids.first().map(String::as_str)).unwrap_or_default();
             b.exec(
-                "UPDATE leads SET status = 'lost', lost_reason = 'duplicate', merged_into = $1, closed_at = $2, \
-                 updated_at = $2 WHERE id = $3",
-                vec![keep.into(), now.into(), dup.into()],
+                "INSERT INTO merge_moves (merge_id, item, kind, value) VALUES ($1, 'fold', $2, $3)",
+                vec![merge_id.into(), keep.id.as_str().into(), dup.id.as_str().into()],
             );
-            if let Some(owner) = owner {
+            b.exec(
+                "INSERT INTO merge_moves (merge_id, item, kind, value) \
+                 SELECT $1, 'message', lead_id, id FROM interactions WHERE lead_id = $2",
+                vec![merge_id.into(), dup.id.as_str().into()],
+            );
+            b.exec(
+                "UPDATE interactions SET lead_id = $1 WHERE lead_id = $2",
+                vec![keep.id.as_str().into(), dup.id.as_str().into()],
+            );
+            b.exec(
+                "UPDATE leads SET merged_into = $1, closed_at = $2, updated_at = $2 WHERE id = $3",
+                vec![keep.id.as_str().into(), now.into(), dup.id.as_str().into()],
+            );
+            if let Some(owner) = &dup.owner_id {
                 push_release(b, owner);
             }
         }
     }
-    for other in from {
+    for (other, merge_id) in from.iter().zip(&merge_ids) {
+        b.exec(
+            "INSERT INTO merge_moves (merge_id, item, kind, value) \
+             SELECT $1, 'identity', kind, value FROM identities WHERE contact_id = $2",
+            vec![merge_id.into(), other.into()],
+        );
+        b.exec(
+            "INSERT INTO merge_moves (merge_id, item, kind, value) SELECT $1, 'lead', NULL, id FROM leads WHERE contact_id = $2",
+            vec![merge_id.into(), other.into()],
+        );
         b.exec("UPDATE identities SET contact_id = $1 WHERE contact_id = $2", vec![into.into(), other.into()]);
         b.exec("UPDATE leads SET contact_id = $1 WHERE contact_id = $2", vec![into.into(), other.into()]);
         b.exec(
@@ -344,8 +373,28 @@ pub(super) fn push_merge(
             vec![into.into(), now.into(), other.into()],
         );
         b.exec(
-            "INSERT INTO contact_merges (id, into_id, from_id, reason, at) VALUES ($1, $2, $3, $4, $5)",
-            vec![new_id().into(), into.into(), other.into(), reason.into(), now.into()],
+            "INSERT INTO contact_merges (id, into_id, from_id, reason, actor, at) VALUES ($1, $2, $3, $4, $5, $6)",
+            vec![
+                merge_id.into(),
+                into.into(),
+                other.into(),
+                reason.into(),
+                actor.map(str::to_owned).into(),
+                now.into(),
+            ],
+        );
+    }
+    merge_ids
+}
+
+/// Statements: merges of `into` with `held` wait for review (one pending review per pair).
+pub(super) fn push_held_merges(b: &mut Batch, into: &str, held: &[String], lead_id: &str, channel: &str, now: i64) {
+    for other in held {
+        b.exec(
+            "INSERT INTO merge_reviews (id, into_id, from_id, lead_id, channel, status, created_at) \
+             VALUES ($1, $2, $3, $4, $5, 'pending', $6) \
+             ON CONFLICT (into_id, from_id) WHERE status = 'pending' DO NOTHING",
+            vec![new_id().into(), into.into(), other.into(), lead_id.into(), channel.into(), now.into()],
         );
     }
 }
@@ -395,8 +444,10 @@ pub fn context_reads(
         let lock = if backend == Backend::Postgres { " ORDER BY c.id FOR UPDATE OF c" } else { "" };
         let known = b.query(
             format!(
-                "SELECT i.kind, i.value, c.id AS contact_id, c.created_at, c.name FROM identities i \
-                 JOIN contacts c ON c.id = i.contact_id WHERE {filter}{lock}"
+                "SELECT i.kind, i.value, c.id AS contact_id, c.created_at, c.name, \
+                 (SELECT o.owner_id FROM leads o WHERE o.contact_id = c.id AND o.owner_id IS NOT NULL \
+                  ORDER BY o.created_at DESC LIMIT 1) AS owner_id \
+                 FROM identities i JOIN contacts c ON c.id = i.contact_id WHERE {filter}{lock}"
             ),
             args.clone(),
         );
@@ -484,6 +535,7 @@ pub fn parse_context(
                 contact_id: r.col("contact_id")?,
                 contact_created_at: r.col("created_at")?,
                 contact_has_name: name.is_some(),
+                contact_owner: r.col("owner_id")?,
             });
         }
         for r in rows.of(open) {
@@ -556,14 +608,11 @@ pub fn intake_writes(w: &IntakeWrite<'_>) -> Batch {
         }
         ContactStep::Use { fill_name, .. } => *fill_name,
         ContactStep::Merge { into, from, fill_name } => {
-            let keep = match &plan.lead {
-                LeadStep::Join { lead_id, .. } => Some(lead_id.as_str()),
-                LeadStep::Open { .. } => None,
-            };
-            push_merge(&mut b, into, from, keep, &plan.folded, "shared identity", now);
+            push_merge(&mut b, into, from, plan.fold_into.as_ref(), &plan.folded, "shared identity", None, now);
             *fill_name
         }
     };
+    push_held_merges(&mut b, contact_id, &plan.held, lead_id, i.channel.as_str(), now);
     if fill_name {
         b.exec(
             "UPDATE contacts SET name = COALESCE(name, $1), updated_at = $2 WHERE id = $3",

@@ -71,7 +71,8 @@ impl Store {
     /// Up to `f.limit` leads after `f.cursor`, newest first.
     pub async fn leads(&self, f: &LeadFilter, now: i64) -> Result<Vec<LeadRow>> {
         let mut q = Sql::new(LEAD_SELECT);
-        q.push(" WHERE 1 = 1");
+        // A lead folded into another by a merge is part of that one now.
+        q.push(" WHERE l.merged_into IS NULL");
         if let Some(s) = &f.status {
             q.push(" AND l.status = ").bind(s.clone());
         }

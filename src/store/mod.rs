@@ -12,6 +12,7 @@ mod inbound;
 mod intake;
 mod leads;
 mod mailboxes;
+mod merges;
 mod outbox;
 mod reps;
 mod rows;
@@ -39,6 +40,7 @@ pub(crate) use intake::{assignment_writes, context_reads, intake_writes, parse_c
 pub use leads::{LeadFilter, StatusChange};
 pub use mailboxes::Cursor;
 pub(crate) use mailboxes::cursor_write;
+pub use merges::{MergeReviewRow, MergeRow, Undone};
 pub use outbox::{OutboxMessage, OutboxRow};
 pub use reps::token_hash;
 pub use reps::{RepPatch, RepRecord, RepSeed};

@@ -101,6 +101,8 @@ pub struct LeadRow {
     pub last_activity_at: i64,
     pub custom_fields: String,
     pub closed_at: Option<i64>,
+    /// Folded into this lead by a merge (the lead is closed; an admin can undo the merge).
+    pub merged_into: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -109,7 +111,7 @@ pub(crate) const LEAD_SELECT: &str = "SELECT l.id, l.contact_id, c.name AS conta
      l.source_mailbox, l.source_bot, l.utm_source, l.utm_medium, l.utm_campaign, l.utm_term, l.utm_content, \
      l.referrer, l.language, l.country, l.status, l.lost_reason, l.lost_note, l.team_id, l.owner_id, r.name AS owner_name, \
      l.assigned_at, l.accepted_at, l.first_response_at, l.next_action_at, l.next_action_note, \
-     l.last_activity_at, l.custom_fields, l.closed_at, l.created_at, l.updated_at \
+     l.last_activity_at, l.custom_fields, l.closed_at, l.merged_into, l.created_at, l.updated_at \
      FROM leads l JOIN contacts c ON c.id = l.contact_id LEFT JOIN reps r ON r.id = l.owner_id";
 
 impl LeadRow {
@@ -150,6 +152,7 @@ impl LeadRow {
             last_activity_at: row.col("last_activity_at")?,
             custom_fields: row.col("custom_fields")?,
             closed_at: row.col("closed_at")?,
+            merged_into: row.col("merged_into")?,
             created_at: row.col("created_at")?,
             updated_at: row.col("updated_at")?,
         })

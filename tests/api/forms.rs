@@ -84,7 +84,15 @@ async fn an_inquiry_linking_two_contacts_merges_them_into_the_oldest(db: Db) {
     let both = app
         .submit("contact", json!({"email": "ivan@example.com", "phone": "(415) 555-0132", "message": "three"}))
         .await;
-    assert_eq!(both, by_email, "the merged person's message joins the surviving open lead");
+    assert_eq!(both, by_email, "the message joins the oldest contact's open lead");
+    // Both contacts have owners and a form is anyone's to post: the merge waits for review.
+    assert_eq!(app.count("SELECT COUNT(*) FROM contacts WHERE merged_into IS NULL").await, 2);
+    let reviews = app.get("/api/v1/merge-reviews").await;
+    let review = reviews["items"][0]["id"].as_str().expect("a pending review").to_owned();
+    let (status, body) =
+        app.send_as(ADMIN, reqwest::Method::POST, &format!("/api/v1/merge-reviews/{review}/confirm"), &json!({})).await;
+    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("merged")), "{body}");
+
     let lead = app.lead(&by_email).await;
     assert_eq!(lead["contact"]["id"], older.as_str());
     assert_eq!(lead["contact"]["identities"].as_array().map(Vec::len), Some(2));
@@ -93,8 +101,9 @@ async fn an_inquiry_linking_two_contacts_merges_them_into_the_oldest(db: Db) {
     assert_eq!(texts, ["one", "two", "three"], "the folded lead's messages moved over");
 
     let folded = app.lead(&by_phone).await;
-    assert_eq!(folded["status"], "lost");
-    assert_eq!(folded["lost_reason"], "duplicate");
+    assert_eq!(folded["merged_into"], by_email.as_str(), "recorded as what it is: merged");
+    assert_eq!(folded["status"], "new", "not lost");
+    assert!(folded["lost_reason"].is_null() && folded["closed_at"].is_string());
     assert_eq!(app.count("SELECT COUNT(*) FROM contacts WHERE merged_into IS NULL").await, 1);
     assert_eq!(app.count("SELECT COUNT(*) FROM contact_merges").await, 1);
     // The folded lead's owner got their capacity back.

@@ -571,3 +571,102 @@ async fn an_erased_person_is_found_nowhere_in_the_database(db: Db) {
     assert_eq!(app.count("SELECT COUNT(*) FROM leads").await, 2);
 }
 both!(an_erased_person_is_found_nowhere_in_the_database);
+
+async fn an_anonymous_post_cannot_merge_two_owned_contacts(db: Db) {
+    let app = TestApp::spawn(db, "").await;
+    let chen = "chen-token-for-tests-0123456789";
+    let lead_a =
+        app.submit("contact", json!({"name": "Alice", "email": "alice@example.com", "message": "from A"})).await;
+    let lead_b = app.submit("contact", json!({"name": "Bob", "phone": "+14155550199", "message": "from B"})).await;
+    let (a, b) = (app.lead(&lead_a).await, app.lead(&lead_b).await);
+    assert_eq!((a["owner"]["id"].as_str(), b["owner"]["id"].as_str()), (Some("anna"), Some("ben")));
+    let (contact_a, contact_b) =
+        (a["contact"]["id"].as_str().expect("a").to_owned(), b["contact"]["id"].as_str().expect("b").to_owned());
+
+    // Someone posts A's email with B's phone.
+    let joined = app
+        .submit("contact", json!({"email": "alice@example.com", "phone": "+1 415 555 0199", "message": "merge us"}))
+        .await;
+    assert_eq!(joined, lead_a);
+    let b_now = app.lead(&lead_b).await;
+    assert_eq!(
+        (b_now["status"].as_str(), b_now["closed_at"].is_null()),
+        (Some("new"), true),
+        "B's lead stays open: {b_now}"
+    );
+    assert!(b_now["merged_into"].is_null());
+    assert_eq!(b_now["contact"]["identities"][0]["value"], "+14155550199", "B's phone stays B's");
+    assert_eq!(app.count("SELECT COUNT(*) FROM contacts WHERE merged_into IS NULL").await, 2);
+
+    // The review is the owners' and the admins' to see.
+    let pending = app.get("/api/v1/merge-reviews").await["items"].as_array().cloned().unwrap_or_default();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        (pending[0]["contact_id"].as_str(), pending[0]["other_contact_id"].as_str()),
+        (Some(contact_a.as_str()), Some(contact_b.as_str()))
+    );
+    let review = pending[0]["id"].as_str().expect("id").to_owned();
+    assert_eq!(app.get_as(ANNA, "/api/v1/merge-reviews").await.1["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(app.get_as(chen, "/api/v1/merge-reviews").await.1["items"].as_array().map(Vec::len), Some(0));
+    let confirm = format!("/api/v1/merge-reviews/{review}/confirm");
+    assert_eq!(app.send_as(chen, reqwest::Method::POST, &confirm, &json!({})).await.0, StatusCode::NOT_FOUND);
+
+    // Both owners confirm: then they are one person, B's lead folded into A's as merged.
+    let (status, body) = app.send_as(ANNA, reqwest::Method::POST, &confirm, &json!({})).await;
+    assert_eq!(
+        (status, body["status"].as_str(), body["waiting_for"].clone()),
+        (StatusCode::OK, Some("waiting"), json!(["ben"]))
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM contacts WHERE merged_into IS NULL").await, 2, "not yet");
+    let (status, body) = app.send_as(BEN, reqwest::Method::POST, &confirm, &json!({})).await;
+    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("merged")), "{body}");
+    let folded = app.lead(&lead_b).await;
+    assert_eq!(folded["merged_into"], lead_a.as_str());
+    assert_eq!(folded["status"], "new", "folded, not lost");
+    assert!(folded["lost_reason"].is_null());
+    let texts = |lead: &Value| {
+        lead["interactions"]
+            .as_array()
+            .expect("timeline")
+            .iter()
+            .filter_map(|i| i["text"].as_str().map(str::to_owned))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(texts(&app.lead(&lead_a).await), ["from A", "from B", "merge us"]);
+    assert!(app.leads("").await.iter().all(|l| l["id"] != lead_b.as_str()), "a folded lead is not listed on its own");
+    let (status, body) = app.patch(&format!("/api/v1/leads/{lead_b}"), json!({"status": "won"})).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::CONFLICT, "conflict"));
+    assert_eq!(app.send_as(ANNA, reqwest::Method::POST, &confirm, &json!({})).await.0, StatusCode::CONFLICT, "decided");
+
+    // An admin undoes it: B stands alone again, with its lead, owner, phone and messages.
+    let detail = app.get(&format!("/api/v1/contacts/{contact_a}")).await;
+    let merge = detail["merges"][0]["id"].as_str().expect("the merge is on record").to_owned();
+    assert_eq!(detail["merges"][0]["reason"], "review");
+    let undo = format!("/api/v1/merges/{merge}/undo");
+    assert_eq!(app.send_as(ANNA, reqwest::Method::POST, &undo, &json!({})).await.0, StatusCode::FORBIDDEN);
+    let (status, body) = app.send_as(ADMIN, reqwest::Method::POST, &undo, &json!({})).await;
+    assert_eq!((status, body["reopened"].clone()), (StatusCode::OK, json!([lead_b])), "{body}");
+    let b_again = app.lead(&lead_b).await;
+    assert!(b_again["merged_into"].is_null() && b_again["closed_at"].is_null());
+    assert_eq!(
+        (b_again["contact"]["id"].as_str(), b_again["owner"]["id"].as_str()),
+        (Some(contact_b.as_str()), Some("ben"))
+    );
+    assert_eq!(texts(&b_again), ["from B"]);
+    assert_eq!(texts(&app.lead(&lead_a).await), ["from A", "merge us"]);
+    assert_eq!(b_again["contact"]["identities"][0]["value"], "+14155550199");
+    let reps = app.get("/api/v1/reps").await;
+    let ben = reps["items"].as_array().expect("reps").iter().find(|r| r["id"] == "ben").cloned().expect("ben");
+    assert_eq!(ben["open_leads"], 1, "Ben's lead counts against his capacity again");
+    assert_eq!(app.send_as(ADMIN, reqwest::Method::POST, &undo, &json!({})).await.0, StatusCode::CONFLICT);
+
+    // The next such post is held again, and one owner's rejection ends it.
+    app.submit("contact", json!({"email": "alice@example.com", "phone": "+14155550199", "message": "again"})).await;
+    let review = app.get("/api/v1/merge-reviews").await["items"][0]["id"].as_str().expect("held again").to_owned();
+    let (status, body) =
+        app.send_as(BEN, reqwest::Method::POST, &format!("/api/v1/merge-reviews/{review}/reject"), &json!({})).await;
+    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("rejected")));
+    assert_eq!(app.get("/api/v1/merge-reviews").await["items"].as_array().map(Vec::len), Some(0));
+    assert_eq!(app.count("SELECT COUNT(*) FROM contacts WHERE merged_into IS NULL").await, 2);
+}
+both!(an_anonymous_post_cannot_merge_two_owned_contacts);

@@ -342,6 +342,7 @@ mod tests {
             last_activity_at: 0,
             custom_fields: "{}".into(),
             closed_at: None,
+            merged_into: None,
             created_at: 0,
             updated_at: 0,
         }

@@ -128,6 +128,12 @@ async fn card(
         @if let Some(notice) = flash.notice {
             p .notice role="status" { (notice) }
         }
+        @if let Some(into) = &lead.merged_into {
+            p .notice #merged role="status" {
+                "This lead was merged into " a href={"/app/leads/" (into)} { "the same person's other lead" }
+                ": its messages are there now, and that is the one to work on. An admin can undo the merge."
+            }
+        }
         div .card-grid {
             section aria-labelledby="h-details" .panel {
                 h2 #h-details { "Details" }
