@@ -117,6 +117,8 @@ async fn connection(
     let mut draining = false;
     loop {
         let deadline = activity.deadline(&limits);
+        // A request finishing moves the deadline: wake up then, not only when it passes.
+        let finished = activity.request_done.notified();
         tokio::select! {
             result = conn.as_mut() => {
                 if let Err(e) = result {
@@ -128,6 +130,7 @@ async fn connection(
                 draining = true;
                 conn.as_mut().graceful_shutdown();
             }
+            _ = finished => {}
             _ = sleep_until(deadline) => {
                 if let Some(reason) = activity.expired(&limits) {
                     metrics::counter!("leadrouter_http_connections_closed_total", "reason" => reason).increment(1);
@@ -155,6 +158,8 @@ struct Activity {
     last_progress: AtomicU64,
     /// First byte of a request head not yet complete; `NONE` when there is none.
     head_started: AtomicU64,
+    /// Rung when a request finishes: the connection's watch starts timing it again.
+    request_done: tokio::sync::Notify,
 }
 
 const NONE: u64 = u64::MAX;
@@ -166,6 +171,7 @@ impl Activity {
             in_flight: AtomicUsize::new(0),
             last_progress: AtomicU64::new(0),
             head_started: AtomicU64::new(NONE),
+            request_done: tokio::sync::Notify::new(),
         }
     }
 
@@ -236,6 +242,8 @@ impl Drop for RequestGuard {
         let a = &self.0;
         a.last_progress.store(a.now(), Ordering::Relaxed);
         a.in_flight.fetch_sub(1, Ordering::Relaxed);
+        // notify_one keeps the wake-up if the watch is not waiting at this instant.
+        a.request_done.notify_one();
     }
 }
 

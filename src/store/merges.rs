@@ -88,6 +88,14 @@ impl Store {
         q.build().fetch_all(self.reader()).await?.iter().map(merge_from_row).collect()
     }
 
+    /// Pending reviews about `contact_id`, on either side.
+    pub async fn pending_reviews_of(&self, contact_id: &str) -> Result<Vec<MergeReviewRow>> {
+        let mut q = Sql::new("SELECT ");
+        q.push(REVIEW_COLUMNS).push(" FROM merge_reviews WHERE status = 'pending' AND (into_id = ");
+        q.bind(contact_id.to_owned()).push(" OR from_id = ").bind(contact_id.to_owned()).push(") ORDER BY created_at");
+        q.build().fetch_all(self.reader()).await?.iter().map(review_from_row).collect()
+    }
+
     /// Reviews with `status`, newest first; for a rep, only those about contacts with a lead
     /// of theirs.
     pub async fn merge_reviews(&self, status: &str, rep: Option<&str>, limit: i64) -> Result<Vec<MergeReviewRow>> {

@@ -111,6 +111,12 @@ async fn slow_headers_and_idle_connections_are_closed_in_time() {
     body.write_all(&json.as_bytes()[1..]).await.expect("the connection is still open");
     let n = body.read(&mut buf).await.expect("response");
     assert!(buf[..n].starts_with(b"HTTP/1.1 202"), "{}", String::from_utf8_lossy(&buf[..n]));
+    // That request outlasted the idle timeout; once it is answered, the idle time counts anew.
+    let took = closed_after(&mut body, Instant::now(), Duration::from_secs(6)).await;
+    assert!(
+        (Duration::from_millis(1800)..Duration::from_millis(4000)).contains(&took),
+        "after a long request: {took:?}"
+    );
 }
 
 #[tokio::test]

@@ -377,6 +377,41 @@ async fn pages_render_and_limits_hold(db: Db) {
 }
 both!(pages_render_and_limits_hold);
 
+async fn a_possible_duplicate_is_decided_from_the_lead_card(db: Db) {
+    let app = TestApp::spawn(db, "").await;
+    let a = app.submit("contact", json!({"name": "Alice", "email": "alice@example.com"})).await;
+    let b = app.submit("contact", json!({"name": "Bob", "phone": "+14155550111"})).await;
+    app.submit("contact", json!({"email": "alice@example.com", "phone": "+14155550111"})).await;
+    let owner_of = |lead: &Value| lead["owner"]["id"].as_str().map(str::to_owned);
+    let (a_owner, b_owner) = (owner_of(&app.lead(&a).await), owner_of(&app.lead(&b).await));
+    assert_eq!((a_owner.as_deref(), b_owner.as_deref()), (Some("anna"), Some("ben")));
+
+    let mut anna = Web::new(&app);
+    anna.login("anna-token-for-tests-0123456789").await;
+    let card = anna.get(&format!("/app/leads/{a}")).await;
+    assert!(card.body.contains("Possible duplicate"), "{}", card.body);
+    let action = field_after(&card.body, "/reject");
+    let csrf = csrf_in(&card.body);
+    // Without the form's token: refused, nothing decided.
+    assert_eq!(anna.post(&action, &[]).await.status, StatusCode::FORBIDDEN);
+    let done = anna.post(&action, &[("csrf", &csrf)]).await;
+    assert_eq!(done.location.as_deref(), Some(format!("/app/leads/{a}?saved=apart").as_str()));
+    let card = anna.get(&format!("/app/leads/{a}?saved=apart")).await;
+    assert!(!card.body.contains("Possible duplicate") && card.body.contains("Kept apart"), "{}", card.body);
+    assert_eq!(app.count("SELECT COUNT(*) FROM merge_reviews WHERE status = 'rejected'").await, 1);
+}
+both!(a_possible_duplicate_is_decided_from_the_lead_card);
+
+/// The `action` of the first form in a page whose action ends with `suffix`.
+fn field_after(html: &str, suffix: &str) -> String {
+    html.split("action=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .find(|a| a.ends_with(suffix))
+        .unwrap_or_else(|| panic!("a form posting to …{suffix}"))
+        .to_owned()
+}
+
 fn artefacts() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -449,6 +484,17 @@ async fn dashboard_in_headless_chromium() {
     assert_eq!(lead["status"], "qualification");
     assert_eq!(lead["next_action_at"], "2030-01-02T09:30:00Z");
 
+    // Someone posts María's email with the phone of another contact someone owns: the card
+    // asks whether they are one person.
+    let other =
+        app.submit("contact", json!({"name": "M. García", "phone": "+34 612 345 678", "message": "call me"})).await;
+    app.submit("contact", json!({"email": "maria@example.es", "phone": "+34612345678", "message": "same person?"}))
+        .await;
+    browser.goto(&app.url(&format!("/app/leads/{target}"))).await;
+    let panel = browser.find("section.review h2").await;
+    assert_eq!(browser.text(&panel).await, "Possible duplicate");
+    browser.screenshot(&dir.join("04b-possible-duplicate.png")).await;
+
     // The analytics page draws its charts.
     browser.goto(&app.url("/app/analytics")).await;
     browser.find("#chart-funnel svg[role=img]").await;
@@ -479,6 +525,17 @@ async fn dashboard_in_headless_chromium() {
     browser.goto(&app.url("/app/analytics")).await;
     browser.find("#chart-funnel").await;
     browser.screenshot(&dir.join("09-phone-analytics.png")).await;
+
+    // On the phone, the admin merges the two: the other record's lead says where it went.
+    browser.goto(&app.url(&format!("/app/leads/{target}"))).await;
+    browser.click(&browser.find("form[action$='/confirm'] button").await).await;
+    let notice = browser.find("p.notice").await;
+    assert!(browser.text(&notice).await.starts_with("Merged"));
+    browser.goto(&app.url(&format!("/app/leads/{other}"))).await;
+    let merged = browser.find("#merged").await;
+    assert!(browser.text(&merged).await.contains("merged into"));
+    browser.screenshot(&dir.join("10-phone-merged-lead.png")).await;
+    assert_eq!(app.lead(&other).await["merged_into"], target.as_str());
     browser.quit().await;
     eprintln!("dashboard screenshots: {}", dir.display());
 }

@@ -449,3 +449,32 @@ async fn a_redelivered_button_press_is_answered_once() {
     assert_eq!(app.count("SELECT COUNT(*) FROM outbox WHERE event_type = 'telegram.answer'").await, 1);
     assert!(app.lead(&id).await["accepted_at"].is_string());
 }
+
+async fn a_deactivated_rep_cannot_act_from_telegram(db: Db) {
+    let bot = FakeBot::start().await;
+    let app = TestApp::spawn_with(db, &config(&bot, "strategy = \"round_robin\"")).await;
+    let (id, owner, _) = ivan_writes(&app, &bot).await;
+    let card = call(&bot, "sendmessage", |c| c["chat_id"] == owner.0).await;
+    let rep = owner.1.to_lowercase();
+    let (status, _) = app.patch(&format!("/api/v1/reps/{rep}"), json!({"active": false})).await;
+    assert_eq!(status, 200);
+
+    // A button: refused with an alert, the lead untouched.
+    bot.push(press(owner, owner.0, message_id(&card), &format!("take:{id}")));
+    let refused = calls_now(&bot, "answercallbackquery", 1).await.remove(0);
+    assert_eq!(refused["show_alert"], true);
+    assert!(text(&refused).contains("switched off"), "{refused}");
+    assert!(app.lead(&id).await["accepted_at"].is_null());
+    // A command or a reply to the card: refused, nothing reaches Ivan.
+    bot.push(says(owner, 90, "/leads", None));
+    call(&bot, "sendmessage", |c| c["chat_id"] == owner.0 && text(c).contains("switched off")).await;
+    bot.push(says(owner, 91, "Hello Ivan", Some(message_id(&card))));
+    eventually(20, || async {
+        bot.calls("sendmessage").iter().filter(|c| c["chat_id"] == owner.0 && text(c).contains("switched off")).count()
+            == 2
+    })
+    .await;
+    assert!(bot.calls("copymessage").is_empty(), "nothing was relayed");
+    assert_eq!(app.leads("&channel=telegram").await.len(), 1, "the rep did not become a lead either");
+}
+both!(a_deactivated_rep_cannot_act_from_telegram);

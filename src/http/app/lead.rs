@@ -38,6 +38,9 @@ pub(super) async fn page(
         Some("note") => Some("Note added."),
         Some("owner") => Some("Lead reassigned."),
         Some("task") => Some("Task saved."),
+        Some("merged") => Some("Merged: the two contacts are one person now."),
+        Some("waiting") => Some("Your confirmation is recorded; the other owner still has to confirm."),
+        Some("apart") => Some("Kept apart: the contacts stay separate."),
         _ => None,
     };
     card(&state, &session, &id, StatusCode::OK, Flash { notice, error: None }).await
@@ -67,6 +70,7 @@ async fn card(
     let (identities, interactions, assignments) = state.store().lead_timeline(&lead).await?;
     let changes = state.store().status_changes(&lead.id).await?;
     let tasks = state.store().tasks(&lead.id).await?;
+    let reviews = state.store().pending_reviews_of(&lead.contact_id).await?;
     let reps = if session.is_admin() { state.store().reps().await? } else { Vec::new() };
     let now = ms(jiff::Timestamp::now());
     let name = who(&lead, &identities);
@@ -127,6 +131,27 @@ async fn card(
         }
         @if let Some(notice) = flash.notice {
             p .notice role="status" { (notice) }
+        }
+        @for r in &reviews {
+            section .panel .review aria-labelledby={"h-review-" (r.id)} {
+                h2 id={"h-review-" (r.id)} { "Possible duplicate" }
+                p {
+                    "Someone wrote with details of this contact and of another contact that has an owner. "
+                    "They were not merged, because anyone can type anyone's address into a form. "
+                    "Merge them if they are the same person; their leads become one."
+                }
+                @if !r.confirmed_by.is_empty() { p .muted { "Confirmed so far by: " (r.confirmed_by.join(", ")) } }
+                div .actions {
+                    form .inline method="post" action={(path) "/merge-reviews/" (r.id) "/confirm"} {
+                        (csrf_field(session))
+                        button type="submit" { "Merge them" }
+                    }
+                    form .inline method="post" action={(path) "/merge-reviews/" (r.id) "/reject"} {
+                        (csrf_field(session))
+                        button type="submit" .secondary { "Keep apart" }
+                    }
+                }
+            }
         }
         @if let Some(into) = &lead.merged_into {
             p .notice #merged role="status" {
@@ -442,6 +467,27 @@ pub(super) async fn add_task(
     }
     .await;
     finish(&state, &session, &id, result, "task", false).await
+}
+
+/// "Merge them" / "Keep apart" on a held merge about this lead's contact.
+pub(super) async fn decide_merge(
+    State(state): State<AppState>,
+    Path((id, review_id, decision)): Path<(String, String, String)>,
+    Post { session, form: _ }: Post<super::session::Empty>,
+) -> AppResult<Response> {
+    visible_lead(&state, &session, &id).await?;
+    let result = match decision.as_str() {
+        "confirm" => state.intake().confirm_merge(&session.actor, &review_id).await.map(|c| match c {
+            crate::merges::Confirmed::Merged => "merged",
+            crate::merges::Confirmed::Waiting(_) => "waiting",
+        }),
+        "reject" => state.intake().reject_merge(&session.actor, &review_id).await.map(|()| "apart"),
+        _ => return Err(AppError(ApiError::NotFound("page"))),
+    };
+    match result {
+        Ok(saved) => finish(&state, &session, &id, Ok(()), saved, false).await,
+        Err(e) => finish(&state, &session, &id, Err(e.into()), "", false).await,
+    }
 }
 
 pub(super) async fn task_done(

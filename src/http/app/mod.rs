@@ -57,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .route("/app/leads/{id}/reassign", post(lead::reassign))
         .route("/app/leads/{id}/tasks", post(lead::add_task))
         .route("/app/leads/{id}/tasks/{task_id}/done", post(lead::task_done))
+        .route("/app/leads/{id}/merge-reviews/{review_id}/{decision}", post(lead::decide_merge))
         .route("/app/static/app.css", get(|| async { asset("text/css; charset=utf-8", CSS) }))
         .route("/app/static/app.js", get(|| async { asset("text/javascript; charset=utf-8", JS) }))
         .route("/app/{*rest}", get(not_found))
