@@ -493,6 +493,8 @@ async fn dashboard_in_headless_chromium() {
     browser.goto(&app.url(&format!("/app/leads/{target}"))).await;
     let panel = browser.find("section.review h2").await;
     assert_eq!(browser.text(&panel).await, "Possible duplicate");
+    let section = browser.find("section.review").await;
+    assert!(browser.text(&section).await.contains("M. García"), "an admin sees who the other record is");
     browser.screenshot(&dir.join("04b-possible-duplicate.png")).await;
 
     // The analytics page draws its charts.
@@ -534,6 +536,7 @@ async fn dashboard_in_headless_chromium() {
     browser.goto(&app.url(&format!("/app/leads/{other}"))).await;
     let merged = browser.find("#merged").await;
     assert!(browser.text(&merged).await.contains("merged into"));
+    assert!(browser.find_all("form[action$='/status']").await.is_empty(), "nothing to change on a merged lead");
     browser.screenshot(&dir.join("10-phone-merged-lead.png")).await;
     assert_eq!(app.lead(&other).await["merged_into"], target.as_str());
     browser.quit().await;

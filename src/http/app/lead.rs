@@ -71,6 +71,13 @@ async fn card(
     let changes = state.store().status_changes(&lead.id).await?;
     let tasks = state.store().tasks(&lead.id).await?;
     let reviews = state.store().pending_reviews_of(&lead.contact_id).await?;
+    // An admin sees who the other record is; a rep only that there is one (it is someone else's).
+    let mut others = Vec::new();
+    for r in &reviews {
+        let other = if r.into_id == lead.contact_id { &r.from_id } else { &r.into_id };
+        let detail = if session.is_admin() { state.store().contact(other).await? } else { None };
+        others.push(detail.map(|c| (c.contact.name, c.leads.first().map(|(id, ..)| id.clone()))));
+    }
     let reps = if session.is_admin() { state.store().reps().await? } else { Vec::new() };
     let now = ms(jiff::Timestamp::now());
     let name = who(&lead, &identities);
@@ -125,19 +132,31 @@ async fn card(
 
     let content = html! {
         p .crumbs { a href="/app" { "← Inbox" } }
-        h1 { (name) " " span class={"badge status-" (lead.status)} { (status_label(&lead.status)) } }
+        h1 {
+            (name) " "
+            @if lead.merged_into.is_some() { span .badge { "Merged" } }
+            @else { span class={"badge status-" (lead.status)} { (status_label(&lead.status)) } }
+        }
         @if let Some(error) = &flash.error {
             p .alert role="alert" #card-error tabindex="-1" { (error) }
         }
         @if let Some(notice) = flash.notice {
             p .notice role="status" { (notice) }
         }
-        @for r in &reviews {
+        @for (r, other) in reviews.iter().zip(&others) {
             section .panel .review aria-labelledby={"h-review-" (r.id)} {
                 h2 id={"h-review-" (r.id)} { "Possible duplicate" }
                 p {
-                    "Someone wrote with details of this contact and of another contact that has an owner. "
-                    "They were not merged, because anyone can type anyone's address into a form. "
+                    "Someone wrote with details of this contact and of another contact that has an owner"
+                    @if let Some((name, lead_id)) = other {
+                        " ("
+                        @match lead_id {
+                            Some(l) => a href={"/app/leads/" (l)} { (name.as_deref().unwrap_or("no name")) },
+                            None => (name.as_deref().unwrap_or("no name")),
+                        }
+                        ")"
+                    }
+                    ". They were not merged, because anyone can type anyone's address into a form. "
                     "Merge them if they are the same person; their leads become one."
                 }
                 @if !r.confirmed_by.is_empty() { p .muted { "Confirmed so far by: " (r.confirmed_by.join(", ")) } }
@@ -187,6 +206,8 @@ async fn card(
                     }
                 }
             }
+            // A merged lead is worked on through the lead it went into.
+            @if lead.merged_into.is_none() {
             section aria-labelledby="h-status" .panel {
                 h2 #h-status { "Change status" }
                 form method="post" action={(path) "/status"} .stack {
@@ -278,6 +299,7 @@ async fn card(
                     input #task_due type="datetime-local" name="due_at";
                     button type="submit" { "Add task" }
                 }
+            }
             }
         }
         section aria-labelledby="h-timeline" .panel .timeline {
