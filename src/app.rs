@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::base::{ms, token_hash};
 use crate::channels::email::MailboxReader;
 use crate::channels::status::ChannelStatus;
 use crate::channels::telegram::{TelegramChannel, TelegramError};
@@ -16,7 +17,7 @@ use crate::intake::Intake;
 use crate::notify::Notifiers;
 use crate::outbox::OutboxWorker;
 use crate::settings::{Settings, TelegramMode, parse_instant};
-use crate::store::{RepSeed, Store, ms, token_hash};
+use crate::store::{RepSeed, Store};
 
 pub struct App {
     listener: TcpListener,

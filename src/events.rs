@@ -2,8 +2,9 @@
 
 use serde_json::{Value, json};
 
+use crate::base::new_id;
 use crate::settings::Settings;
-use crate::store::{NewEvent, new_id};
+use crate::store::NewEvent;
 
 pub const LEAD_CREATED: &str = "lead.created";
 pub const LEAD_ASSIGNED: &str = "lead.assigned";
@@ -42,7 +43,7 @@ pub fn event(settings: &Settings, event_type: &'static str, actor: Option<&str>,
     let id = new_id();
     let deliveries =
         settings.notify.webhooks.iter().filter(|w| w.wants(event_type)).map(|w| ("webhook", w.url.clone())).collect();
-    let at_rfc = crate::store::from_ms(at).to_string();
+    let at_rfc = crate::base::from_ms(at).to_string();
     let body = json!({ "id": id, "type": event_type, "at": at_rfc, "data": data });
     NewEvent {
         id,

@@ -6,12 +6,14 @@
 
 use serde_json::json;
 
+use crate::base::retry::on_conflict;
+use crate::base::{from_ms, ms};
 use crate::domain::followup::{self, Alert};
 use crate::domain::lead::Status;
 use crate::events::{self, DIGEST_DAILY, LEAD_NEXT_ACTION_DUE, LEAD_STALE};
 use crate::intake::Intake;
 use crate::settings::NO_RESPONSE;
-use crate::store::{LeadRow, StatusChange, StoreError, from_ms, ms, with_retries};
+use crate::store::{LeadRow, StatusChange, StoreError};
 
 /// Leads handled per job and transaction; the next tick takes the rest.
 const BATCH: i64 = 100;
@@ -43,10 +45,10 @@ impl Intake {
     /// One round of every follow-up job.
     pub async fn follow_up(&self) -> Result<FollowUp, StoreError> {
         let done = FollowUp {
-            reminded: with_retries(|| self.remind_due()).await?,
-            stale: with_retries(|| self.report_stale()).await?,
-            auto_lost: with_retries(|| self.close_unanswered()).await?,
-            digests: with_retries(|| self.send_digests()).await?,
+            reminded: on_conflict(|| self.remind_due()).await?,
+            stale: on_conflict(|| self.report_stale()).await?,
+            auto_lost: on_conflict(|| self.close_unanswered()).await?,
+            digests: on_conflict(|| self.send_digests()).await?,
         };
         for (job, n) in [
             ("reminder", done.reminded),

@@ -9,6 +9,8 @@ use serde_json::json;
 use tokio::sync::{Notify, oneshot};
 use tracing::Instrument;
 
+use crate::base::retry::on_conflict;
+use crate::base::{ms, new_id};
 use crate::domain::plan::{self, ContactStep, LeadStep, MergePolicy, Plan};
 use crate::domain::routing::{self, Facts, Strategy};
 use crate::domain::{Channel, Identity, Inquiry};
@@ -16,8 +18,7 @@ use crate::events::{self, LEAD_ASSIGNED, LEAD_CREATED, LEAD_MESSAGE};
 use crate::settings::Settings;
 use crate::store::{
     Backend, Batch, BatchRows, ContextQueries, InboundMeta, IntakeWrite, NewEvent, Step, Store, StoreError, TeamRef,
-    UnitOfWork, assignment_writes, context_reads, intake_writes, ms, new_id, parse_context, parse_team, payload_sha256,
-    team_reads, with_retries,
+    UnitOfWork, assignment_writes, context_reads, intake_writes, parse_context, parse_team, payload_sha256, team_reads,
 };
 
 /// Everything intake needs, shared by channels, API and scheduler.
@@ -302,7 +303,7 @@ impl Intake {
 
     /// Offers waiting leads to reps who became eligible. Returns how many got an owner.
     pub async fn assign_waiting(&self) -> Result<usize, StoreError> {
-        with_retries(|| self.try_assign_waiting()).await
+        on_conflict(|| self.try_assign_waiting()).await
     }
 
     async fn try_assign_waiting(&self) -> Result<usize, StoreError> {

@@ -6,7 +6,7 @@
 //! the only place that writes SQL.
 
 pub mod app;
-pub mod bench;
+pub mod base;
 pub mod channels;
 pub mod domain;
 pub mod events;

@@ -1,3 +1,5 @@
+mod bench;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -37,7 +39,7 @@ enum Command {
         failed: bool,
     },
     /// Load generator: form intake over HTTP, and the bare insert rate for comparison.
-    Bench(leadrouter::bench::BenchArgs),
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -125,7 +127,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Command::Bench(args) => {
-            leadrouter::bench::run(args.clone()).await?;
+            bench::run(args.clone()).await?;
             Ok(ExitCode::SUCCESS)
         }
     }

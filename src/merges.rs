@@ -1,9 +1,10 @@
 //! People deciding about merges: confirming or rejecting a merge held for review, and an
 //! admin undoing one. Each is one transaction.
 
+use crate::base::ms;
 use crate::intake::Intake;
 use crate::pipeline::{Actor, PipelineError};
-use crate::store::{MergeReviewRow, Undone, ms};
+use crate::store::{MergeReviewRow, Undone};
 
 /// What a confirmation did.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,9 +9,10 @@ use futures_util::future::join_all;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::base::ms;
 use crate::notify::{Notifiers, NotifyError};
 use crate::settings::OutboxSettings;
-use crate::store::{OutboxMessage, Store, ms};
+use crate::store::{OutboxMessage, Store};
 
 const BATCH: i64 = 32;
 
@@ -25,15 +26,7 @@ pub struct OutboxWorker {
 
 /// Delay before attempt `attempts + 1` of a message.
 pub fn backoff(settings: &OutboxSettings, attempts: u32) -> Duration {
-    jittered_backoff(settings.base_backoff.0, settings.max_backoff.0, attempts)
-}
-
-/// `base · 2^n`, capped, with jitter in its upper half so that many things that failed
-/// together (messages, workers) do not retry together.
-pub fn jittered_backoff(base: Duration, cap: Duration, n: u32) -> Duration {
-    let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-    let full = millis(base).saturating_mul(2u64.saturating_pow(n.min(40))).min(millis(cap)).max(1);
-    Duration::from_millis(full / 2 + rand::random_range(0..=full / 2))
+    crate::base::retry::backoff(settings.base_backoff.0, settings.max_backoff.0, attempts)
 }
 
 impl OutboxWorker {

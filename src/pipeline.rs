@@ -3,11 +3,12 @@
 
 use serde_json::json;
 
+use crate::base::ms;
 use crate::domain::followup;
 use crate::domain::lead::{self, LeadRuleError, Status};
 use crate::events::{self, LEAD_MESSAGE, LEAD_REASSIGNED_AWAY, LEAD_STATUS_CHANGED};
 use crate::intake::Intake;
-use crate::store::{LeadRow, NewEvent, NewInteraction, StatusChange, StoreError, TaskPatch, TaskRow, Tx, ms};
+use crate::store::{LeadRow, NewEvent, NewInteraction, StatusChange, StoreError, TaskPatch, TaskRow, Tx};
 
 /// Who is acting: admins may do anything, a rep only on their own leads.
 #[derive(Debug, Clone, PartialEq, Eq)]

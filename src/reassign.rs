@@ -5,13 +5,15 @@
 
 use serde_json::json;
 
+use crate::base::ms;
+use crate::base::retry::on_conflict;
 use crate::domain::followup;
 use crate::domain::plan;
 use crate::domain::routing::Strategy;
 use crate::events::{self, LEAD_ESCALATED, LEAD_REASSIGNED_AWAY};
 use crate::intake::Intake;
 use crate::settings::TeamSettings;
-use crate::store::{StoreError, ms, with_retries};
+use crate::store::StoreError;
 
 impl Intake {
     /// Hands leads nobody took on within their team's `sla` to another eligible member.
@@ -19,7 +21,7 @@ impl Intake {
     pub async fn reassign_unaccepted(&self) -> Result<usize, StoreError> {
         let mut moved = 0;
         for team in self.settings.teams.iter().filter(|t| t.sla.is_some()) {
-            moved += with_retries(|| self.reassign_team(team)).await?;
+            moved += on_conflict(|| self.reassign_team(team)).await?;
         }
         if moved > 0 {
             self.outbox_wakeup.notify_one();

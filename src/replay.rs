@@ -1,8 +1,9 @@
 //! `leadrouter replay`: a failed inbound item goes through intake again, from its raw payload.
 
+use crate::base::from_ms;
 use crate::channels::webform::{self, Parsed, form_config};
 use crate::intake::{Intake, Outcome, RawItem};
-use crate::store::{InboundItem, from_ms};
+use crate::store::InboundItem;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {

@@ -14,7 +14,7 @@ use crate::store::StoreError;
 /// Raw excerpts past `inbound.raw_retention` go, a batch per transaction.
 async fn clear_old_payloads(intake: &Intake) -> Result<(), StoreError> {
     let Some(keep) = intake.settings.inbound.raw_retention else { return Ok(()) };
-    let before = crate::store::ms(jiff::Timestamp::now()) - keep.as_millis_i64();
+    let before = crate::base::ms(jiff::Timestamp::now()) - keep.as_millis_i64();
     loop {
         let cleared = intake.store.clear_old_payloads(before, 1000).await?;
         metrics::counter!("leadrouter_raw_payloads_cleared_total").increment(cleared);

@@ -1,16 +1,17 @@
 //! `leadrouter bench`: a load generator for form intake over real HTTP, and the bare insert
 //! rate of the same rows for comparison; IMAP backlogs and Telegram updates on request.
-//! Prints throughput and latency percentiles.
+//! Prints throughput and latency percentiles. It belongs to the binary, not the library: it
+//! starts the service as a process of its own and drives it from outside, as any client does.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use crate::settings::Settings;
-use crate::store::{Store, new_id};
+use leadrouter::base::new_id;
+use leadrouter::settings::Settings;
+use leadrouter::store::Store;
 
 mod stats;
 mod telegram;
@@ -102,7 +103,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let result = intake_over_http(&args, &dir, &url, placement).await;
     if !args.no_baseline {
         let baseline_url = format!("sqlite://{}/baseline.db", dir.display());
-        match (&result, bare_inserts(&baseline_url, args.requests).await) {
+        match (&result, leadrouter::store::bare_insert_rate(&baseline_url, args.requests).await) {
             (Ok(rate), Ok(bare)) => {
                 println!("bare sqlx insert loop (same rows, one transaction per lead): {bare:.0} leads/s");
                 println!("intake over HTTP / bare inserts: {:.0} %", rate / bare * 100.0);
@@ -128,8 +129,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 /// parallel), starts the service reading it, and times the backlog from start to the last
 /// message committed.
 async fn imap_backlog(args: &BenchArgs, dir: &std::path::Path, url: &str, placement: Placement) -> anyhow::Result<()> {
-    use crate::channels::email::imap;
-    use crate::settings::{ImapSettings, ImapTls};
+    use leadrouter::channels::email::imap;
+    use leadrouter::settings::{ImapSettings, ImapTls};
     let n = args.imap_messages;
     let folder = format!("bench{}", new_id());
     let settings = ImapSettings {
@@ -181,11 +182,7 @@ async fn imap_backlog(args: &BenchArgs, dir: &std::path::Path, url: &str, placem
     let mut seen = 0;
     while seen < n {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        seen = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM inbound_items WHERE channel = 'email'")
-            .fetch_one(&store.reader_pool())
-            .await
-            .map(|c| usize::try_from(c).unwrap_or(0))
-            .unwrap_or(0);
+        seen = store.inbound_count("email").await.map(|c| usize::try_from(c).unwrap_or(0)).unwrap_or(0);
         anyhow::ensure!(started.elapsed() < Duration::from_secs(600), "only {seen} of {n} ingested after 10 minutes");
     }
     let elapsed = started.elapsed();
@@ -392,7 +389,7 @@ async fn intake_over_http(
     if args.existing_contacts > 0 {
         let mut settings = Settings::from_toml(BENCH_CONFIG)?;
         settings.database.url = url.to_owned();
-        let store = crate::app::prepare_store(&settings).await?;
+        let store = leadrouter::app::prepare_store(&settings).await?;
         let started = Instant::now();
         store.seed_contacts(i64::try_from(args.existing_contacts)?).await?;
         store.close().await;
@@ -547,64 +544,4 @@ impl Connection {
         self.stream.read_exact(&mut response).await?;
         Ok((status, response))
     }
-}
-
-/// The rows one form lead writes, inserted by a plain loop on the native SQLite driver.
-async fn bare_inserts(url: &str, n: usize) -> anyhow::Result<f64> {
-    let store = Store::connect(url, 2).await?;
-    store.migrate().await?;
-    store.close().await;
-    let options = url
-        .parse::<SqliteConnectOptions>()?
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal);
-    let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
-    sqlx::query("INSERT INTO reps (id, name, created_at, updated_at) VALUES ('anna', 'Anna', 0, 0)")
-        .execute(&pool)
-        .await?;
-    let started = Instant::now();
-    for i in 0..n {
-        let (item, contact, lead) = (new_id(), new_id(), new_id());
-        let now = i as i64;
-        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("INSERT INTO inbound_items (id, channel, external_id, meta, payload, status, lead_id, received_at) VALUES ($1, 'webform', $2, '{}', $3, 'processed', $4, $5)")
-            .bind(&item).bind(&item).bind(b"{}".to_vec()).bind(&lead).bind(now).execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO contacts (id, name, created_at, updated_at) VALUES ($1, $2, $3, $3)")
-            .bind(&contact)
-            .bind(format!("Prospect {i}"))
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO identities (kind, value, contact_id, created_at) VALUES ('email', $1, $2, $3)")
-            .bind(format!("p{i}@example.com"))
-            .bind(&contact)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO leads (id, contact_id, channel, status, owner_id, utm_source, last_activity_at, created_at, updated_at) VALUES ($1, $2, 'webform', 'new', 'anna', 'google', $3, $3, $3)")
-            .bind(&lead).bind(&contact).bind(now).execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO interactions (id, lead_id, channel, direction, text, at) VALUES ($1, $2, 'webform', 'inbound', 'Hello', $3)")
-            .bind(new_id()).bind(&lead).bind(now).execute(&mut *tx).await?;
-        sqlx::query(
-            "INSERT INTO assignments (id, lead_id, rep_id, reason, at) VALUES ($1, $2, 'anna', 'round_robin', $3)",
-        )
-        .bind(new_id())
-        .bind(&lead)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        for t in ["lead.created", "lead.assigned"] {
-            sqlx::query("INSERT INTO events (id, lead_id, type, data, at) VALUES ($1, $2, $3, '{}', $4)")
-                .bind(new_id())
-                .bind(&lead)
-                .bind(t)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-    }
-    let rate = n as f64 / started.elapsed().as_secs_f64();
-    pool.close().await;
-    Ok(rate)
 }

@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use super::{Connection, Placement, percentile, start_service};
-use crate::settings::Settings;
-use crate::store::ms;
+use leadrouter::base::ms;
+use leadrouter::settings::Settings;
 
 const DAY_MS: i64 = 86_400_000;
 const DAYS: i64 = 90;
@@ -25,7 +25,7 @@ pub(super) async fn run(
 ) -> anyhow::Result<()> {
     let mut settings = Settings::from_toml(&config())?;
     settings.database.url = url.to_owned();
-    let store = crate::app::prepare_store(&settings).await?;
+    let store = leadrouter::app::prepare_store(&settings).await?;
     let end = ms(jiff::Timestamp::now());
     let start = end - DAYS * DAY_MS;
     let n = i64::try_from(leads)?;
@@ -40,7 +40,8 @@ pub(super) async fn run(
 
     let (service, addr) = start_service(dir, url, &config(), placement).await?;
     let mut conn = Connection::open(&addr).await?;
-    let range = format!("from={}&to={}", crate::store::from_ms(start - DAY_MS), crate::store::from_ms(end + DAY_MS));
+    let range =
+        format!("from={}&to={}", leadrouter::base::from_ms(start - DAY_MS), leadrouter::base::from_ms(end + DAY_MS));
     for (what, path, times) in [
         ("summary, by day", format!("/api/v1/stats/summary?{range}"), samples),
         ("summary, by week", format!("/api/v1/stats/summary?{range}&bucket=week"), samples),

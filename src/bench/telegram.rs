@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::{Connection, Placement, percentile, start_service};
-use crate::store::new_id;
+use leadrouter::base::new_id;
 
 /// Reps with Telegram: enough chats that one card a second per chat is never the limit.
 const REPS: i64 = 20;

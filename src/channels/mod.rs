@@ -2,7 +2,6 @@
 //! it only after intake committed.
 
 pub mod email;
-pub mod retry;
 pub mod status;
 pub mod telegram;
 pub mod webform;

@@ -12,7 +12,7 @@ use super::auth::Admin;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiPath, ApiQuery, into_page, page_limit};
 use super::views::{ContactView, ts};
-use crate::store::ms;
+use crate::base::ms;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

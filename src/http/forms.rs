@@ -12,12 +12,13 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, read_body};
+use crate::base::{ms, new_id};
 use crate::channels::webform::form_config;
 use crate::channels::webform::parse::BodyError;
 use crate::channels::webform::{self, Parsed, WebformError, signature};
 use crate::intake::{Outcome, RawItem};
 use crate::settings::{FormSettings, Settings};
-use crate::store::{InboundMeta, ms, new_id};
+use crate::store::InboundMeta;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(submit_form))

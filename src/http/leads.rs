@@ -12,10 +12,11 @@ use super::auth::{Admin, Caller};
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiPath, ApiQuery, into_page, page_limit};
 use super::views::{AssignmentView, InteractionView, LeadList, LeadView, TaskView};
+use crate::base::ms;
 use crate::domain::{Channel, Inquiry, Status};
 use crate::intake::{IntakeError, RawItem};
 use crate::pipeline::{LeadUpdate, NoteKind, PipelineError};
-use crate::store::{InboundMeta, LeadFilter, TaskPatch, ms};
+use crate::store::{InboundMeta, LeadFilter, TaskPatch};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -120,7 +121,7 @@ async fn create_lead(
     }
     let sender_key =
         headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned).or(body.external_id.clone());
-    let key = sender_key.clone().unwrap_or_else(crate::store::new_id);
+    let key = sender_key.clone().unwrap_or_else(crate::base::new_id);
     if key.len() > 200 {
         return Err(ApiError::invalid("idempotency key is longer than 200 characters"));
     }

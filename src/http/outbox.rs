@@ -11,7 +11,8 @@ use super::auth::Admin;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, into_page, page_limit};
 use super::views::ts;
-use crate::store::{OutboxRow, ms};
+use crate::base::ms;
+use crate::store::OutboxRow;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_outbox)).routes(routes!(retry_outbox))

@@ -14,9 +14,10 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiPath};
 use super::leads::{nullable, parse_time};
 use super::views::RepView;
+use crate::base::ms;
 use crate::domain::working_hours::WorkingHours;
 use crate::settings::NotifyVia;
-use crate::store::{RepPatch, RepRecord, RepSeed, ms};
+use crate::store::{RepPatch, RepRecord, RepSeed};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_reps, create_rep)).routes(routes!(patch_rep))
@@ -99,13 +100,13 @@ async fn create_rep(
     }
     check_schedule(body.timezone.as_deref(), body.working_hours.as_deref())?;
     check_teams(&state, &body.teams)?;
-    let token = format!("lr_{}{}", crate::store::new_id(), crate::store::new_id());
+    let token = format!("lr_{}{}", crate::base::new_id(), crate::base::new_id());
     let seed = RepSeed {
         id: id.to_owned(),
         name: body.name.trim().to_owned(),
         email: body.email,
         telegram_chat_id: body.telegram_chat_id,
-        api_token_hash: Some(crate::store::token_hash(&token)),
+        api_token_hash: Some(crate::base::token_hash(&token)),
         capacity: body.capacity,
         weight: body.weight.unwrap_or(1),
         languages: body.languages,

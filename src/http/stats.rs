@@ -18,8 +18,9 @@ use super::export::CsvExport;
 use super::extract::ApiQuery;
 use super::leads::parse_time;
 use super::views::ts;
+use crate::base::ms;
 use crate::domain::Status;
-use crate::store::{Bucket, Percentiles, SummaryQuery, ms};
+use crate::store::{Bucket, Percentiles, SummaryQuery};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(summary)).routes(routes!(export))

@@ -46,7 +46,7 @@ async fn rep_link(
         return Err(ApiError::NotFound("rep"));
     }
     let (url, expires_at) = channel.rep_link(&id).await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    let expires_at = crate::store::from_ms(expires_at).to_string();
+    let expires_at = crate::base::from_ms(expires_at).to_string();
     Ok((StatusCode::CREATED, axum::Json(RepLink { url, expires_at })))
 }
 

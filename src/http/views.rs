@@ -3,8 +3,9 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::base::from_ms;
 use crate::store::{
-    AssignmentRow, ContactSummary, IdentityRow, InteractionRow, LeadRow, RepRecord, StatusChangeRow, TaskRow, from_ms,
+    AssignmentRow, ContactSummary, IdentityRow, InteractionRow, LeadRow, RepRecord, StatusChangeRow, TaskRow,
 };
 
 /// RFC 3339 UTC.
@@ -183,7 +184,7 @@ impl From<TaskRow> for TaskView {
 
 impl LeadView {
     pub fn new(l: LeadRow, identities: Vec<IdentityRow>) -> Self {
-        let overdue = l.overdue(crate::store::ms(jiff::Timestamp::now()));
+        let overdue = l.overdue(crate::base::ms(jiff::Timestamp::now()));
         LeadView {
             source: SourceView {
                 form: l.source_form,

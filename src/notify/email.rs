@@ -14,9 +14,10 @@ use secrecy::ExposeSecret;
 use serde_json::Value;
 
 use super::NotifyError;
+use crate::base::ms;
 use crate::events::{ACK_TARGET, ALERT_TARGET, REP_TARGET};
 use crate::settings::{EmailNotifySettings, NotifyVia, Settings, SmtpTls};
-use crate::store::{OutboxMessage, Store, ms};
+use crate::store::{OutboxMessage, Store};
 
 /// RFC 3834: marks our acknowledgements as automatic, so that well-behaved responders do
 /// not answer them (and we never answer theirs).

@@ -17,11 +17,12 @@ use teloxide::types::{
 use teloxide::{ApiError, RequestError};
 
 use super::{NotifyError, hears_by};
+use crate::base::ms;
 use crate::channels::telegram::outgoing::Outgoing;
 use crate::channels::telegram::render::{self, Keyboard, LeadFacts, View};
 use crate::events::{ALERT_TARGET, LEAD_CREATED, REP_TARGET, TEAM_TARGET};
 use crate::settings::{NotifyVia, Settings};
-use crate::store::{IdentityRow, InteractionRow, LeadRow, OutboxMessage, Store, message_ref, ms};
+use crate::store::{IdentityRow, InteractionRow, LeadRow, OutboxMessage, Store, message_ref};
 
 pub struct TelegramNotifier {
     bot: Option<Bot>,

@@ -742,6 +742,14 @@ impl Settings {
         Self::checked(load::extract_all(&Figment::new().merge(Toml::string(text))))
     }
 
+    /// Settings from several TOML texts, each over the ones before: its values replace theirs,
+    /// its arrays (`[[reps]]`, `[[forms]]`, …) add to theirs. For tests and tools that start
+    /// from a base configuration.
+    pub fn from_toml_layers(layers: &[&str]) -> Result<Settings, SettingsError> {
+        let figment = layers.iter().fold(Figment::new(), |f, layer| f.admerge(Toml::string(layer)));
+        Self::checked(load::extract_all(&figment))
+    }
+
     fn checked((settings, problems): (Option<Settings>, Vec<String>)) -> Result<Settings, SettingsError> {
         match settings {
             Some(settings) if problems.is_empty() => Ok(settings),

@@ -249,6 +249,15 @@ impl Store {
         Ok(n)
     }
 
+    /// How many items a channel has delivered (any status).
+    pub async fn inbound_count(&self, channel: &str) -> Result<i64> {
+        let n = sqlx::query_scalar("SELECT COUNT(*) FROM inbound_items WHERE channel = $1")
+            .bind(channel.to_owned())
+            .fetch_one(self.reader())
+            .await?;
+        Ok(n)
+    }
+
     pub async fn failed_inbound_ids(&self, limit: i64) -> Result<Vec<String>> {
         let ids =
             sqlx::query_scalar("SELECT id FROM inbound_items WHERE status = 'failed' ORDER BY received_at LIMIT $1")

@@ -3,6 +3,7 @@
 //! (timestamps are epoch milliseconds), so one SQL text runs on both. Where the dialects
 //! differ (row locks), `Backend` says so.
 
+mod baseline;
 mod batch;
 mod contacts;
 mod erasure;
@@ -25,11 +26,11 @@ mod writer;
 use std::str::FromStr;
 use std::time::Duration;
 
-use jiff::Timestamp;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{Any, AnyPool, ConnectOptions, Executor, SqlSafeStr, Transaction};
 
+pub use baseline::bare_insert_rate;
 pub(crate) use batch::{Batch, BatchRows};
 pub use contacts::{ContactDetail, ContactSummary, MergeOutcome};
 pub use history::{StatusChangeRow, TaskPatch, TaskRow};
@@ -42,14 +43,15 @@ pub use mailboxes::Cursor;
 pub(crate) use mailboxes::cursor_write;
 pub use merges::{MergeReviewRow, MergeRow, Undone};
 pub use outbox::{OutboxMessage, OutboxRow};
-pub use reps::token_hash;
 pub use reps::{RepPatch, RepRecord, RepSeed};
 pub use rows::{AssignmentRow, IdentityRow, InteractionRow, LeadRow, OwnerRef};
 pub use sessions::SessionRow;
 pub use singleton::SingletonGuard;
 pub use stats::{Bucket, ExportRow, Percentiles, RepStats, SeriesPoint, Summary, SummaryQuery};
 pub use telegram::{TelegramContact, message_ref};
-pub(crate) use writer::{Step, UnitOfWork, retry_pause, with_retries};
+pub(crate) use writer::{Step, UnitOfWork};
+// The store's own modules use these as `super::…`; everyone else takes them from `base`.
+use crate::base::{from_ms, new_id, token_hash};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -90,6 +92,12 @@ impl From<sqlx::Error> for StoreError {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+impl crate::base::retry::Conflict for StoreError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, StoreError::Retry)
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -318,19 +326,6 @@ impl Tx {
         self.tx.commit().await?;
         Ok(())
     }
-}
-
-pub fn ms(t: Timestamp) -> i64 {
-    t.as_millisecond()
-}
-
-pub fn from_ms(ms: i64) -> Timestamp {
-    Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
-}
-
-/// Time-ordered opaque id (UUIDv7): index-friendly and sortable for cursors.
-pub fn new_id() -> String {
-    uuid::Uuid::now_v7().simple().to_string()
 }
 
 #[cfg(test)]

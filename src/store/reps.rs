@@ -2,10 +2,8 @@
 //! is (re)applied only when its entry in the file changes, so changes made through the API
 //! (out of office, capacity, active) survive restarts until someone edits that rep's entry.
 
-use sha2::{Digest, Sha256};
-
 use super::rows::{Col, Sql};
-use super::{Result, Store, StoreError, Tx};
+use super::{Result, Store, StoreError, Tx, token_hash};
 
 /// A rep as written by the config or the API.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -59,10 +57,6 @@ pub struct RepRecord {
     pub open_leads: i64,
     pub teams: Vec<String>,
     pub notify: String,
-}
-
-pub fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 fn seed_hash(seed: &RepSeed) -> String {

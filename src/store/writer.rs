@@ -15,11 +15,10 @@ use tokio::sync::mpsc;
 
 use super::batch::{Batch, BatchRows, run_on};
 use super::{Backend, Result, StoreError};
+use crate::base::retry::{RACE_ATTEMPTS, race_pause};
 
 /// Units waiting beyond this many go in the next group (bounds one transaction's size).
 const MAX_GROUP: usize = 64;
-/// Attempts for a unit on PostgreSQL that keeps losing races.
-const MAX_ATTEMPTS: usize = 8;
 
 pub(crate) trait UnitOfWork: Send + 'static {
     /// What `decide` needs to read first. Starts the unit over (after a lost race, too).
@@ -44,10 +43,10 @@ pub(crate) type Job = Box<dyn UnitOfWork>;
 /// Runs one unit in its own transaction, retrying lost races (PostgreSQL).
 pub(crate) async fn perform_alone(pool: &AnyPool, backend: Backend, mut unit: Job) {
     let mut result = Err(StoreError::Retry);
-    for attempt in 0..MAX_ATTEMPTS {
+    for attempt in 0..RACE_ATTEMPTS {
         result = attempt_alone(pool, backend, &mut unit).await;
         match result {
-            Err(StoreError::Retry) => tokio::time::sleep(retry_pause(attempt)).await,
+            Err(StoreError::Retry) => tokio::time::sleep(race_pause(attempt)).await,
             _ => break,
         }
     }
@@ -76,31 +75,6 @@ async fn attempt_alone(pool: &AnyPool, backend: Backend, unit: &mut Job) -> Resu
     }
     tx.commit().await?;
     Ok(())
-}
-
-/// Short, jittered pauses between retries: contention clears in milliseconds.
-/// Runs `job` again while it loses races (`StoreError::Retry`), pausing with jitter between
-/// attempts; the last attempt's result is returned.
-pub(crate) async fn with_retries<T, F, Fut>(mut job: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T>>,
-{
-    let mut attempt = 0;
-    loop {
-        match job().await {
-            Err(StoreError::Retry) if attempt + 1 < MAX_ATTEMPTS => {
-                tokio::time::sleep(retry_pause(attempt)).await;
-                attempt += 1;
-            }
-            other => return other,
-        }
-    }
-}
-
-pub(crate) fn retry_pause(attempt: usize) -> std::time::Duration {
-    let base = 2u64.saturating_pow(attempt as u32).min(64);
-    std::time::Duration::from_millis(base + rand::random_range(0..=base))
 }
 
 /// The SQLite writer task: runs until every sender is gone. It keeps the write connection

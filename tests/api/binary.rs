@@ -98,7 +98,7 @@ async fn admin_get(base: &str, path: &str) -> Value {
 
 #[test]
 fn check_config_prints_every_problem_and_fails() {
-    let dir = std::env::temp_dir().join(format!("leadrouter-cc-{}", leadrouter::store::new_id()));
+    let dir = std::env::temp_dir().join(format!("leadrouter-cc-{}", leadrouter::base::new_id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let bad = dir.join("bad.toml");
     std::fs::write(
@@ -144,7 +144,7 @@ fn check_config_prints_every_problem_and_fails() {
 
 #[tokio::test]
 async fn serve_runs_with_no_config_and_stops_cleanly_on_sigterm() {
-    let dir = std::env::temp_dir().join(format!("leadrouter-noconf-{}", leadrouter::store::new_id()));
+    let dir = std::env::temp_dir().join(format!("leadrouter-noconf-{}", leadrouter::base::new_id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let port = free_port();
     let child = Command::new(BIN)

@@ -51,7 +51,7 @@ impl Dovecot {
 
     /// A fresh folder of the test's own, and a session to fill it.
     pub async fn folder(&self) -> (String, ImapSession) {
-        let folder = format!("t{}", leadrouter::store::new_id());
+        let folder = format!("t{}", leadrouter::base::new_id());
         let mut session = imap::connect(&self.settings("setup", "INBOX")).await.expect("connect");
         session.create(&folder).await.expect("create folder");
         (folder, session)
@@ -315,18 +315,8 @@ async fn one_instance_reads_a_mailbox_and_another_takes_over() {
 }
 
 const REPS_WITH_EMAIL: &str = r#"
-[auth]
-admin_tokens = ["admin-token-for-tests-0123456789"]
 [server]
-form_rate_per_second = 100000
-form_rate_burst = 100000
 public_url = "https://leads.kestrel-systems.com"
-[outbox]
-poll_interval = "50ms"
-base_backoff = "50ms"
-max_backoff = "200ms"
-[routing]
-default_team = "sales"
 [[teams]]
 id = "sales"
 after_hours = true
@@ -340,8 +330,6 @@ id = "tom"
 name = "Tom"
 email = "tom@kestrel-systems.com"
 telegram_chat_id = 4242
-[[forms]]
-id = "contact"
 "#;
 
 /// Reps are emailed about their leads, with a Message-ID a reply threads back through;
@@ -356,7 +344,7 @@ async fn reps_are_emailed_and_prospects_acknowledged(db: Db) {
     );
     let bot = crate::telegram_fake::FakeBot::start().await;
     let config = format!("{REPS_WITH_EMAIL}\n{}\n{mailbox}\n{}", sink.config(), bot.config("polling"));
-    let app = TestApp::spawn_with(db, &config).await;
+    let app = TestApp::spawn_people(db, &config).await;
 
     append(&mut setup, &folder, &["plain"]).await;
     eventually(15, || async { sink.mails().len() >= 2 }).await;

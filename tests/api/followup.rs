@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::binary::Service;
 use crate::both;
-use crate::support::{Db, TestDb, eventually, postgres_admin_url};
+use crate::support::{BASE_SETUP, Db, TestDb, eventually, postgres_admin_url};
 use crate::telegram_fake::FakeBot;
 
 const ANNA: i64 = 5001;
@@ -21,20 +21,9 @@ const MARIA: i64 = 5009;
 /// `team` and `pipeline` add keys to those sections.
 fn config(bot: &FakeBot, team: &str, pipeline: &str) -> String {
     format!(
-        r#"
-[auth]
-admin_tokens = ["admin-token-for-tests-0123456789"]
-
-[outbox]
-poll_interval = "50ms"
-base_backoff = "50ms"
-max_backoff = "200ms"
-
+        r#"{BASE_SETUP}
 [scheduler]
 unassigned_interval = "200ms"
-
-[routing]
-default_team = "sales"
 
 [pipeline]
 {pipeline}
@@ -61,9 +50,6 @@ teams = ["sales"]
 id = "maria"
 name = "Maria"
 telegram_chat_id = {MARIA}
-
-[[forms]]
-id = "contact"
 
 {}"#,
         bot.config("polling")

@@ -28,13 +28,6 @@ async fn thirty_leads_over_three_reps_is_ten_each(db: Db) {
 both!(thirty_leads_over_three_reps_is_ten_each);
 
 const SMALL_TEAM: &str = r#"
-[auth]
-admin_tokens = ["admin-token-for-tests-0123456789"]
-[server]
-form_rate_per_second = 100000
-form_rate_burst = 100000
-[routing]
-default_team = "sales"
 [[teams]]
 id = "sales"
 strategy = "least_loaded"
@@ -49,12 +42,10 @@ id = "ben"
 name = "Ben"
 capacity = 2
 teams = ["sales"]
-[[forms]]
-id = "contact"
 "#;
 
 async fn nobody_goes_above_capacity_and_the_queue_drains_when_room_frees(db: Db) {
-    let app = TestApp::spawn_with(db, SMALL_TEAM).await;
+    let app = TestApp::spawn_people(db, SMALL_TEAM).await;
     let mut ids = Vec::new();
     for i in 0..6 {
         ids.push(app.submit("contact", json!({"email": format!("c{i}@example.com")})).await);
@@ -134,14 +125,9 @@ async fn a_returning_contact_goes_back_to_their_previous_owner(db: Db) {
 both!(a_returning_contact_goes_back_to_their_previous_owner);
 
 async fn weighted_round_robin_splits_by_weight(db: Db) {
-    let app = TestApp::spawn_with(
+    let app = TestApp::spawn_people(
         db,
         r#"
-        [auth]
-        admin_tokens = ["admin-token-for-tests-0123456789"]
-        [server]
-        form_rate_per_second = 100000
-        form_rate_burst = 100000
         [routing]
         default_team = "w"
         [[teams]]
@@ -156,8 +142,6 @@ async fn weighted_round_robin_splits_by_weight(db: Db) {
         [[reps]]
         id = "small"
         name = "Small"
-        [[forms]]
-        id = "contact"
         "#,
     )
     .await;

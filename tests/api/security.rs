@@ -106,8 +106,7 @@ both!(sessions_end_when_their_token_is_rotated);
 
 #[tokio::test]
 async fn guessing_tokens_is_answered_429_per_client() {
-    let config = BASE_CONFIG.replace("[auth]\n", "[auth]\nfailure_limit = 10\nfailure_window = \"1m\"\n");
-    let app = TestApp::spawn_with(Db::Sqlite, &config).await;
+    let app = TestApp::spawn(Db::Sqlite, "[auth]\nfailure_limit = 10\nfailure_window = \"1m\"\n").await;
     let guesser = client_from([127, 0, 0, 7]);
     let mut statuses = Vec::new();
     for i in 0..300 {
@@ -311,7 +310,7 @@ both!(search_wildcards_are_literal);
 const BIN: &str = env!("CARGO_BIN_EXE_leadrouter");
 
 fn scratch_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("leadrouter-sec-{}", leadrouter::store::new_id()));
+    let dir = std::env::temp_dir().join(format!("leadrouter-sec-{}", leadrouter::base::new_id()));
     std::fs::create_dir_all(&dir).expect("dir");
     dir
 }

@@ -69,7 +69,7 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn new(db: Db) -> TestDb {
-        let id = leadrouter::store::new_id();
+        let id = leadrouter::base::new_id();
         let dir = std::env::temp_dir().join(format!("leadrouter-test-{id}"));
         std::fs::create_dir_all(&dir).expect("temp dir");
         match db {
@@ -114,8 +114,11 @@ impl Drop for TestDb {
     }
 }
 
-/// The configuration every test starts from; tests append TOML of their own.
-pub const BASE_CONFIG: &str = r#"
+/// What every test app runs with: the admin token, form rates no test reaches, an outbox that
+/// retries within milliseconds, routing to `sales`, the `contact` form.
+macro_rules! base_setup {
+    () => {
+        r#"
 [auth]
 admin_tokens = ["admin-token-for-tests-0123456789"]
 
@@ -131,6 +134,18 @@ max_backoff = "200ms"
 [routing]
 default_team = "sales"
 
+[[forms]]
+id = "contact"
+default_region = "US"
+"#
+    };
+}
+
+/// The people most tests need: team `sales` (round-robin, after hours too) with Anna, Ben and
+/// Chen, each with an API token.
+macro_rules! base_people {
+    () => {
+        r#"
 [[teams]]
 id = "sales"
 strategy = "round_robin"
@@ -153,11 +168,13 @@ id = "chen"
 name = "Chen"
 api_token = "chen-token-for-tests-0123456789"
 teams = ["sales"]
+"#
+    };
+}
 
-[[forms]]
-id = "contact"
-default_region = "US"
-"#;
+pub const BASE_SETUP: &str = base_setup!();
+/// The whole base as one text (the binary reads one file).
+pub const BASE_CONFIG: &str = concat!(base_setup!(), base_people!());
 
 pub struct TestApp {
     pub addr: String,
@@ -171,15 +188,28 @@ pub struct TestApp {
 }
 
 impl TestApp {
-    /// Starts the app with `BASE_CONFIG` followed by `extra` TOML.
+    /// Starts the app with `BASE_CONFIG` and `extra` over it: its values replace the base's,
+    /// its `[[…]]` entries add to the base's.
     pub async fn spawn(db: Db, extra: &str) -> TestApp {
-        Self::spawn_with(db, &format!("{BASE_CONFIG}\n{extra}")).await
+        Self::spawn_settings(db, Settings::from_toml_layers(&[BASE_CONFIG, extra]).expect("test config")).await
+    }
+
+    /// Starts the app with the base setup but the test's own teams and reps (`people`, with
+    /// anything else it changes).
+    pub async fn spawn_people(db: Db, people: &str) -> TestApp {
+        Self::spawn_settings(db, Settings::from_toml_layers(&[BASE_SETUP, people]).expect("test config")).await
     }
 
     /// Starts the app with exactly `config` (plus a test listener and database).
     pub async fn spawn_with(db: Db, config: &str) -> TestApp {
+        Self::spawn_settings(db, Settings::from_toml(config).expect("test config parses")).await
+    }
+
+    async fn spawn_settings(db: Db, settings: Settings) -> TestApp {
         let db = TestDb::new(db).await;
-        Self::spawn_on(db, config).await
+        let mut app = Self::start(&db, settings).await;
+        app.db = Some(db);
+        app
     }
 
     pub async fn spawn_on(db: TestDb, config: &str) -> TestApp {
@@ -190,7 +220,10 @@ impl TestApp {
 
     /// An app on a database the test owns (several instances on one PostgreSQL).
     pub async fn spawn_shared(db: &TestDb, config: &str) -> TestApp {
-        let mut settings = Settings::from_toml(config).expect("test config parses");
+        Self::start(db, Settings::from_toml(config).expect("test config parses")).await
+    }
+
+    async fn start(db: &TestDb, mut settings: Settings) -> TestApp {
         settings.server.listen = "127.0.0.1:0".into();
         settings.database.url = db.url.clone();
         settings.database.max_connections = 8;

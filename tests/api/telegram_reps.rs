@@ -13,23 +13,13 @@ const BEN: (i64, &str) = (5002, "Ben");
 const IVAN: i64 = 123456789;
 const GROUP: i64 = -100500;
 
-/// Two reps with Telegram in team `sales`; `team` adds keys to the team.
+/// Two reps with Telegram in team `sales`; `team` adds keys to the team. (The people of a
+/// test app: `TestApp::spawn_people`.)
 fn config(bot: &FakeBot, team: &str) -> String {
     format!(
         r#"
-[auth]
-admin_tokens = ["admin-token-for-tests-0123456789"]
-
-[outbox]
-poll_interval = "50ms"
-base_backoff = "50ms"
-max_backoff = "200ms"
-
 [scheduler]
 unassigned_interval = "300ms"
-
-[routing]
-default_team = "sales"
 
 [[teams]]
 id = "sales"
@@ -106,7 +96,7 @@ async fn ivan_writes(app: &TestApp, bot: &FakeBot) -> (String, (i64, &'static st
 
 async fn reps_take_leads_and_answer_prospects_by_replying(db: Db) {
     let bot = FakeBot::start().await;
-    let app = TestApp::spawn_with(db, &config(&bot, "strategy = \"round_robin\"")).await;
+    let app = TestApp::spawn_people(db, &config(&bot, "strategy = \"round_robin\"")).await;
     let (id, owner, other) = ivan_writes(&app, &bot).await;
 
     // The owner's card: who, how to reach them, what they wrote, and the buttons.
@@ -181,7 +171,7 @@ both!(reps_take_leads_and_answer_prospects_by_replying);
 
 async fn reps_work_their_leads_with_commands_and_buttons(db: Db) {
     let bot = FakeBot::start().await;
-    let app = TestApp::spawn_with(db, &config(&bot, "strategy = \"round_robin\"")).await;
+    let app = TestApp::spawn_people(db, &config(&bot, "strategy = \"round_robin\"")).await;
     let (id, owner, _) = ivan_writes(&app, &bot).await;
     let short = &id[id.len() - 8..];
     let bot_ref = &bot;
@@ -249,7 +239,7 @@ both!(reps_work_their_leads_with_commands_and_buttons);
 
 async fn a_one_time_link_connects_a_reps_telegram(db: Db) {
     let bot = FakeBot::start().await;
-    let app = TestApp::spawn_with(db, &config(&bot, "strategy = \"round_robin\"")).await;
+    let app = TestApp::spawn_people(db, &config(&bot, "strategy = \"round_robin\"")).await;
     let (status, link) = app
         .send_as(
             "admin-token-for-tests-0123456789",
@@ -305,7 +295,7 @@ both!(a_one_time_link_connects_a_reps_telegram);
 async fn the_first_rep_to_press_take_in_the_team_chat_gets_the_lead(db: Db) {
     let bot = FakeBot::start().await;
     let team = format!("strategy = \"claim\"\nnotify_chat_id = {GROUP}\nsla = \"2s\"");
-    let app = TestApp::spawn_with(db, &config(&bot, &team)).await;
+    let app = TestApp::spawn_people(db, &config(&bot, &team)).await;
     bot.push(fixture("private_text"));
     let post = call(&bot, "sendmessage", |c| c["chat_id"] == GROUP).await;
     let lead = app.leads("&channel=telegram").await.remove(0);
@@ -354,7 +344,7 @@ both!(the_first_rep_to_press_take_in_the_team_chat_gets_the_lead);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sending_waits_out_flood_control_and_a_blocked_prospect_is_visible() {
     let bot = FakeBot::start().await;
-    let app = TestApp::spawn_with(Db::Sqlite, &config(&bot, "strategy = \"round_robin\"")).await;
+    let app = TestApp::spawn_people(Db::Sqlite, &config(&bot, "strategy = \"round_robin\"")).await;
     let (id, owner, _) = ivan_writes(&app, &bot).await;
     let card = call(&bot, "sendmessage", |c| c["chat_id"] == owner.0).await;
 
@@ -389,7 +379,7 @@ async fn sending_waits_out_flood_control_and_a_blocked_prospect_is_visible() {
 
 async fn a_lead_nobody_takes_on_within_the_sla_moves_to_the_next_rep(db: Db) {
     let bot = FakeBot::start().await;
-    let app = TestApp::spawn_with(db, &config(&bot, "strategy = \"round_robin\"\nsla = \"1s\"")).await;
+    let app = TestApp::spawn_people(db, &config(&bot, "strategy = \"round_robin\"\nsla = \"1s\"")).await;
     let (id, first, second) = ivan_writes(&app, &bot).await;
     let card = call(&bot, "sendmessage", |c| c["chat_id"] == first.0).await;
 
@@ -419,7 +409,7 @@ both!(a_lead_nobody_takes_on_within_the_sla_moves_to_the_next_rep);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redelivered_button_press_is_answered_once() {
     let bot = FakeBot::start().await;
-    let app = TestApp::spawn_with(
+    let app = TestApp::spawn_people(
         Db::Sqlite,
         &config(&bot, "strategy = \"round_robin\"").replace("\"polling\"", "\"webhook\""),
     )
@@ -452,7 +442,7 @@ async fn a_redelivered_button_press_is_answered_once() {
 
 async fn a_deactivated_rep_cannot_act_from_telegram(db: Db) {
     let bot = FakeBot::start().await;
-    let app = TestApp::spawn_with(db, &config(&bot, "strategy = \"round_robin\"")).await;
+    let app = TestApp::spawn_people(db, &config(&bot, "strategy = \"round_robin\"")).await;
     let (id, owner, _) = ivan_writes(&app, &bot).await;
     let card = call(&bot, "sendmessage", |c| c["chat_id"] == owner.0).await;
     let rep = owner.1.to_lowercase();

@@ -13,11 +13,12 @@ use tracing::Instrument;
 
 use self::imap::{Fetched, ImapError, ImapSession, timed};
 use self::parse::{MailboxContext, Verdict};
-use super::retry::{backoff, sleep_or_cancel};
 use super::status::{ChannelStatus, State};
+use crate::base::ms;
+use crate::base::retry::{backoff, sleep_or_cancel};
 use crate::intake::{Intake, IntakeError, RawItem};
 use crate::settings::{ImapSettings, Settings};
-use crate::store::{Cursor, InboundMeta, InboundRecord, cursor_write, mark_undeliverable, ms};
+use crate::store::{Cursor, InboundMeta, InboundRecord, cursor_write, mark_undeliverable};
 
 /// Messages fetched per round trip.
 const FETCH_BATCH: usize = 500;
@@ -82,7 +83,7 @@ impl MailboxReader {
                     metrics::counter!("leadrouter_channel_errors_total", "worker" => worker.clone(), "kind" => "io")
                         .increment(1);
                     self.status.set(&worker, State::Error, Some(e.to_string()));
-                    backoff(failures, Duration::from_secs(300))
+                    backoff(Duration::from_secs(1), Duration::from_secs(300), failures)
                 }
             };
             sleep_or_cancel(pause, &cancel).await;

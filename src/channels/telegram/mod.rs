@@ -18,14 +18,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use self::parse::{ProspectMessage, TelegramEvent, deep_link_source};
-use super::retry::{backoff, sleep_or_cancel};
 use super::status::{ChannelStatus, State};
+use crate::base::ms;
+use crate::base::retry::{backoff, sleep_or_cancel};
 use crate::domain::identity::TelegramUserId;
 use crate::domain::{Attachment, Channel, EmailAddress, Identity, Inquiry, Message, PhoneE164, Source};
 use crate::intake::{Intake, IntakeError, RawItem};
-use crate::store::{
-    Batch, InboundMeta, InboundRecord, StoreError, mark_deliverable, mark_undeliverable, ms, outbox_row,
-};
+use crate::store::{Batch, InboundMeta, InboundRecord, StoreError, mark_deliverable, mark_undeliverable, outbox_row};
 
 const WORKER: &str = "telegram";
 const ALLOWED_UPDATES: [&str; 4] = ["message", "edited_message", "callback_query", "my_chat_member"];
@@ -154,7 +153,7 @@ impl TelegramChannel {
                     failures = failures.saturating_add(1);
                     tracing::warn!(error = %e, failures, "Telegram polling interrupted");
                     status.set(WORKER, State::Error, Some(e.to_string()));
-                    backoff(failures, Duration::from_secs(120))
+                    backoff(Duration::from_secs(1), Duration::from_secs(120), failures)
                 }
             };
             sleep_or_cancel(wait, &cancel).await;

@@ -234,7 +234,7 @@ pub fn parse_when(text: &str, now: jiff::Timestamp) -> Option<jiff::Timestamp> {
 
 /// "on 2026-12-01 10:00 UTC: call back".
 pub fn when(at: i64, note: Option<&str>) -> String {
-    let at = crate::store::from_ms(at).strftime("%Y-%m-%d %H:%M UTC");
+    let at = crate::base::from_ms(at).strftime("%Y-%m-%d %H:%M UTC");
     match note {
         Some(n) => format!("on {at}: {n}"),
         None => format!("on {at}"),

@@ -11,11 +11,12 @@ use super::outgoing::{self, Outgoing};
 use super::parse::{ProspectMessage, TgUser};
 use super::render::{self, Action, View};
 use super::{TelegramChannel, TelegramError, message_key};
+use crate::base::ms;
 use crate::domain::lead::{LeadRuleError, Status};
 use crate::domain::routing::Strategy;
 use crate::events::{self, LEAD_MESSAGE};
 use crate::pipeline::{Actor, LeadUpdate, PipelineError};
-use crate::store::{InboundRecord, LeadFilter, LeadRow, NewInteraction, RepRecord, StoreError, Tx, ms};
+use crate::store::{InboundRecord, LeadFilter, LeadRow, NewInteraction, RepRecord, StoreError, Tx};
 
 /// What a rep made inactive (or removed from the config) hears when they try anything.
 const SWITCHED_OFF: &str = "Your leadrouter access is switched off: ask an admin.";
@@ -40,7 +41,7 @@ impl From<StoreError> for Refusal {
     }
 }
 
-const ATTEMPTS: usize = 8;
+const ATTEMPTS: u32 = crate::base::retry::RACE_ATTEMPTS;
 
 /// One rep-side request, run inside the update's transaction.
 enum Work<'a> {
@@ -144,7 +145,7 @@ impl TelegramChannel {
                     return Ok(());
                 }
             }
-            tokio::time::sleep(crate::store::retry_pause(attempt)).await;
+            tokio::time::sleep(crate::base::retry::race_pause(attempt)).await;
         }
         Err(TelegramError::Storage("gave up after repeated write conflicts".into()))
     }

@@ -9,9 +9,10 @@ use maud::html;
 use super::inbox::who;
 use super::session::csrf_field;
 use super::{AppResult, Nav, Session, layout, render, status_label, time_el};
+use crate::base::ms;
 use crate::domain::Status;
 use crate::http::AppState;
-use crate::store::{LeadFilter, ms};
+use crate::store::LeadFilter;
 
 /// Cards per column.
 const COLUMN: i64 = 100;

@@ -7,11 +7,12 @@ use maud::{Markup, html};
 use serde::{Deserialize, Serialize};
 
 use super::{AppError, AppResult, Nav, Session, filled, layout, query, render, status_label, time_el};
+use crate::base::ms;
 use crate::domain::{Channel, Status};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::into_page;
-use crate::store::{IdentityRow, LeadFilter, LeadRow, ms};
+use crate::store::{IdentityRow, LeadFilter, LeadRow};
 
 const PAGE: i64 = 50;
 

@@ -14,11 +14,12 @@ use super::{
     AppError, AppResult, Nav, Session, datetime_local, filled, layout, parse_local, query, render, status_label,
     time_el,
 };
+use crate::base::ms;
 use crate::domain::Status;
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::pipeline::{LeadUpdate, NoteKind};
-use crate::store::{LeadRow, RepRecord, TaskPatch, ms};
+use crate::store::{LeadRow, RepRecord, TaskPatch};
 
 #[derive(Debug, Default, Deserialize)]
 struct CardQuery {

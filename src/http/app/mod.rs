@@ -22,8 +22,9 @@ use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::error::ApiError;
+use crate::base::from_ms;
 use crate::pipeline::{Actor, PipelineError};
-use crate::store::{StoreError, from_ms};
+use crate::store::StoreError;
 pub(super) use session::Session;
 use session::csrf_field;
 
@@ -35,7 +36,7 @@ static CSS_URL: LazyLock<String> = LazyLock::new(|| format!("/app/static/app.css
 static JS_URL: LazyLock<String> = LazyLock::new(|| format!("/app/static/app.js?v={}", short_hash(JS)));
 
 fn short_hash(s: &str) -> String {
-    crate::store::token_hash(s).chars().take(12).collect()
+    crate::base::token_hash(s).chars().take(12).collect()
 }
 
 pub fn router(state: AppState) -> Router {
@@ -252,7 +253,7 @@ pub(super) fn parse_local(field: &str, value: &str) -> Result<i64, ApiError> {
         .map(|z| z.timestamp())
         .or_else(|| crate::settings::parse_instant(value));
     parsed
-        .map(crate::store::ms)
+        .map(crate::base::ms)
         .ok_or_else(|| ApiError::invalid(format!("`{field}` must be a date and time like 2026-12-01T09:00 (UTC)")))
 }
 

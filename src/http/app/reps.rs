@@ -9,10 +9,11 @@ use serde::Deserialize;
 
 use super::session::{Post, csrf_field};
 use super::{AppResult, Nav, Session, filled, layout, render, time_el};
+use crate::base::ms;
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::reps::apply_patch;
-use crate::store::{RepPatch, ms};
+use crate::store::RepPatch;
 
 pub(super) async fn page(session: Session, State(state): State<AppState>) -> AppResult<Response> {
     let reps = state.store().reps().await?;

@@ -20,13 +20,14 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::{AppError, CSS_URL, render};
+use crate::base::{ms, token_hash};
 use crate::http::AppState;
 use crate::http::auth::{actor_for_digest, actor_for_token, token_digest};
 use crate::http::client::client_ip;
 use crate::http::error::ApiError;
 use crate::http::extract::{nul_refused, read_body, urlencoded_has_nul};
 use crate::pipeline::Actor;
-use crate::store::{SessionRow, ms, token_hash};
+use crate::store::SessionRow;
 
 pub(super) const COOKIE: &str = "lr_session";
 /// The sign-in form's own cookie (login CSRF).
