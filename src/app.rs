@@ -16,7 +16,7 @@ use crate::http::{AppState, ConnectionLimits, router, serve};
 use crate::intake::Intake;
 use crate::notify::Notifiers;
 use crate::outbox::OutboxWorker;
-use crate::settings::{Settings, TelegramMode, parse_instant};
+use crate::settings::{Settings, TelegramMode};
 use crate::store::{RepSeed, Store};
 
 pub struct App {
@@ -50,17 +50,17 @@ fn rep_seeds(settings: &Settings) -> Vec<RepSeed> {
         .map(|r| RepSeed {
             id: r.id.clone(),
             name: r.name.clone(),
-            email: r.email.clone(),
+            email: r.email.as_ref().map(|e| e.as_str().to_owned()),
             telegram_chat_id: r.telegram_chat_id,
             api_token_hash: r.api_token.as_ref().map(|t| token_hash(t.expose_secret())),
             capacity: r.capacity,
             weight: r.weight,
             languages: r.languages.clone(),
-            timezone: r.timezone.clone(),
-            working_hours: r.working_hours.clone(),
+            timezone: r.timezone.as_ref().map(|t| t.text.clone()),
+            working_hours: r.working_hours.as_ref().map(|h| h.text.clone()),
             active: r.active,
             notify: r.notify.as_str().to_owned(),
-            out_of_office_until: r.out_of_office_until.as_deref().and_then(parse_instant).map(ms),
+            out_of_office_until: r.out_of_office_until.as_ref().map(|t| ms(t.value)),
             teams: settings
                 .teams
                 .iter()

@@ -6,28 +6,24 @@ use crate::base::new_id;
 use crate::settings::Settings;
 use crate::store::NewEvent;
 
-pub const LEAD_CREATED: &str = "lead.created";
-pub const LEAD_ASSIGNED: &str = "lead.assigned";
-pub const LEAD_STATUS_CHANGED: &str = "lead.status_changed";
-pub const LEAD_MESSAGE: &str = "lead.message";
-/// The owner's next action fell due.
-pub const LEAD_NEXT_ACTION_DUE: &str = "lead.next_action_due";
-/// No activity on an open lead for `pipeline.stale_after`.
-pub const LEAD_STALE: &str = "lead.stale";
-/// The sla moved a lead `max_reassignments` times and nobody took it on.
-pub const LEAD_ESCALATED: &str = "lead.escalated";
-/// The sla moved a lead away from this rep (the event for the rep it left).
-pub const LEAD_REASSIGNED_AWAY: &str = "lead.reassigned_away";
-/// An inquiry linked contacts that both have owners: their merge waits for review.
-pub const CONTACT_MERGE_HELD: &str = "contact.merge_held";
-/// A manager's daily numbers.
-pub const DIGEST_DAILY: &str = "digest.daily";
+pub use crate::domain::EventType;
+
+pub const LEAD_CREATED: EventType = EventType::LeadCreated;
+pub const LEAD_ASSIGNED: EventType = EventType::LeadAssigned;
+pub const LEAD_STATUS_CHANGED: EventType = EventType::LeadStatusChanged;
+pub const LEAD_MESSAGE: EventType = EventType::LeadMessage;
+pub const LEAD_NEXT_ACTION_DUE: EventType = EventType::LeadNextActionDue;
+pub const LEAD_STALE: EventType = EventType::LeadStale;
+pub const LEAD_ESCALATED: EventType = EventType::LeadEscalated;
+pub const LEAD_REASSIGNED_AWAY: EventType = EventType::LeadReassignedAway;
+pub const CONTACT_MERGE_HELD: EventType = EventType::ContactMergeHeld;
+pub const DIGEST_DAILY: EventType = EventType::DigestDaily;
 
 /// Builds an event on `lead_id` with a delivery to every webhook that subscribed to its type.
 /// (Telegram and email notifiers add their deliveries here too.)
 pub fn lead_event(
     settings: &Settings,
-    event_type: &'static str,
+    event_type: EventType,
     lead_id: &str,
     actor: Option<&str>,
     data: Value,
@@ -39,12 +35,12 @@ pub fn lead_event(
 }
 
 /// An event about no lead in particular (a digest).
-pub fn event(settings: &Settings, event_type: &'static str, actor: Option<&str>, data: Value, at: i64) -> NewEvent {
+pub fn event(settings: &Settings, event_type: EventType, actor: Option<&str>, data: Value, at: i64) -> NewEvent {
     let id = new_id();
     let deliveries =
         settings.notify.webhooks.iter().filter(|w| w.wants(event_type)).map(|w| ("webhook", w.url.clone())).collect();
     let at_rfc = crate::base::from_ms(at).to_string();
-    let body = json!({ "id": id, "type": event_type, "at": at_rfc, "data": data });
+    let body = json!({ "id": id, "type": event_type.as_str(), "at": at_rfc, "data": data });
     NewEvent {
         id,
         lead_id: None,

@@ -162,7 +162,7 @@ impl Intake {
 
     /// Each manager's digest, once per local day after `pipeline.digest_at`.
     async fn send_digests(&self) -> Result<usize, StoreError> {
-        let Some(at) = followup::parse_clock(&self.settings.pipeline.digest_at) else { return Ok(0) };
+        let Some(at) = self.settings.pipeline.digest_at else { return Ok(0) };
         let now = jiff::Timestamp::now();
         let mut managers: Vec<&str> = self.settings.teams.iter().filter_map(|t| t.manager.as_deref()).collect();
         managers.sort_unstable();

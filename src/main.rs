@@ -68,15 +68,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::CheckConfig => {
             let source = cli.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
-            let (settings, mut problems) = match Settings::read(cli.config.as_deref()) {
-                Ok(read) => read,
+            let problems = match Settings::check(cli.config.as_deref()) {
+                Ok(problems) => problems,
                 Err(e) => {
                     println!("{}: {e}", source.display());
                     return Ok(ExitCode::FAILURE);
                 }
             };
-            // What could be read is checked too: one run shows every problem.
-            problems.extend(settings.map(|s| s.problems()).unwrap_or_default());
             if problems.is_empty() {
                 println!("{}: configuration is valid", source.display());
                 return Ok(ExitCode::SUCCESS);

@@ -117,7 +117,7 @@ impl OutboxWorker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::Duration as D;
+    use crate::settings::Period as D;
 
     #[test]
     fn backoff_doubles_within_jitter_and_stops_at_the_cap() {

@@ -2,6 +2,7 @@
 //! argument so every rule can be tested without a clock or a database.
 
 pub mod dedup;
+pub mod event;
 pub mod followup;
 pub mod identity;
 pub mod inquiry;
@@ -11,6 +12,7 @@ pub mod routing;
 pub mod text;
 pub mod working_hours;
 
+pub use event::EventType;
 pub use identity::{EmailAddress, Identity, IdentityError, IdentityKind, PhoneE164, Region};
 pub use inquiry::{Attachment, Channel, Inquiry, Message, Source};
 pub use lead::{LeadRuleError, Status};

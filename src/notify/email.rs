@@ -59,8 +59,11 @@ impl EmailNotifier {
     pub fn new(settings: Arc<Settings>, store: Store) -> anyhow::Result<Self> {
         let transport = match &settings.notify.email {
             Some(e) => {
-                let from: Mailbox =
-                    e.from.parse().map_err(|err| anyhow::anyhow!("notify.email.from `{}`: {err}", e.from))?;
+                let from: Mailbox = e
+                    .from
+                    .as_str()
+                    .parse()
+                    .map_err(|err| anyhow::anyhow!("notify.email.from `{}`: {err}", e.from.as_str()))?;
                 let domain = from.email.domain().to_owned();
                 Some((transport(e)?, from, domain))
             }
@@ -156,7 +159,7 @@ impl EmailNotifier {
             .unwrap_or_else(|| "someone".into());
         let last = interactions.iter().rev().find(|i| i.direction == "inbound");
         let subject = match event["type"].as_str() {
-            Some(crate::events::LEAD_MESSAGE) => format!("New message from {who}"),
+            Some(t) if t == crate::events::LEAD_MESSAGE.as_str() => format!("New message from {who}"),
             _ => format!("New lead for you: {who}"),
         };
         let mut body = format!("{who}\n");

@@ -161,7 +161,7 @@ impl TelegramNotifier {
         if facts.0.owner.as_ref().is_none_or(|o| o.id != rep.id) {
             return Err(NotifyError::Skipped("the lead has another owner now".into()));
         }
-        let headline = render::headline(Some(&m.event_type), event["data"]["reason"].as_str(), View::Rep);
+        let headline = render::headline(m.event(), event["data"]["reason"].as_str(), View::Rep);
         self.send_card(bot, chat, card(&facts, View::Rep, headline, Some(&rep.id))).await
     }
 
@@ -200,12 +200,12 @@ impl TelegramNotifier {
         let posted =
             self.store.messages_in_chat(lead_id, chat).await.map_err(|e| NotifyError::Retryable(e.to_string()))?;
         let headline = render::headline(Some(LEAD_CREATED), None, View::Team);
-        match (posted.first(), m.event_type.as_str()) {
+        match (posted.first(), m.event()) {
             (Some(&message), _) => {
                 let message = i32::try_from(message).unwrap_or_default();
                 self.edit_card(bot, chat, message, card(&facts, View::Team, headline, None)).await
             }
-            (None, LEAD_CREATED) => self.send_card(bot, chat, card(&facts, View::Team, headline, None)).await,
+            (None, Some(LEAD_CREATED)) => self.send_card(bot, chat, card(&facts, View::Team, headline, None)).await,
             (None, _) => Err(NotifyError::Skipped("the lead was never announced in the team chat".into())),
         }
     }

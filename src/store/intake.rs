@@ -19,7 +19,7 @@ use super::{Backend, Result, StoreError, Tx, from_ms, new_id};
 pub struct NewEvent {
     pub id: String,
     pub lead_id: Option<String>,
-    pub event_type: &'static str,
+    pub event_type: crate::domain::EventType,
     pub actor: Option<String>,
     pub data: serde_json::Value,
     pub at: i64,
@@ -191,7 +191,7 @@ pub(super) fn push_events(b: &mut Batch, events: &[NewEvent]) {
         args.extend([
             e.id.as_str().into(),
             e.lead_id.clone().into(),
-            e.event_type.into(),
+            e.event_type.as_str().into(),
             e.actor.clone().into(),
             data.as_str().into(),
             e.at.into(),
@@ -212,7 +212,7 @@ pub(super) fn push_events(b: &mut Batch, events: &[NewEvent]) {
                 (*kind).into(),
                 target.into(),
                 e.id.as_str().into(),
-                e.event_type.into(),
+                e.event_type.as_str().into(),
                 e.lead_id.clone().into(),
                 data.as_str().into(),
                 e.at.into(),

@@ -16,6 +16,14 @@ pub struct OutboxMessage {
     pub attempts: i64,
 }
 
+impl OutboxMessage {
+    /// The event the message tells of (a rep's card, a webhook), if it tells of one (the
+    /// bot's answers to a rep are not events).
+    pub fn event(&self) -> Option<crate::domain::EventType> {
+        crate::domain::EventType::parse(&self.event_type)
+    }
+}
+
 /// An outbox row as the API shows it.
 #[derive(Debug, Clone)]
 pub struct OutboxRow {

@@ -136,7 +136,7 @@ fn check_config_prints_every_problem_and_fails() {
         .output()
         .expect("run");
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("server.listen `not-an-address`"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("server.listen: `not-an-address` is not an address"));
     let missing = Command::new(BIN).args(["--config", "/nonexistent.toml", "check-config"]).output().expect("run");
     assert!(!missing.status.success());
     let _ = std::fs::remove_dir_all(&dir);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures_util::TryStreamExt;
 use leadrouter::channels::email::imap::{self, ImapSession};
-use leadrouter::settings::{Duration as D, ImapSettings, ImapTls};
+use leadrouter::settings::{ImapSettings, ImapTls, Period as D};
 use serde_json::Value;
 
 use crate::both;
@@ -42,7 +42,7 @@ impl Dovecot {
         ImapSettings {
             address: Some("sales@kestrel-systems.com".into()),
             poll_interval: D::from_secs(1),
-            default_region: Some("US".into()),
+            default_region: leadrouter::domain::Region::parse("US").ok(),
             backfill_all: true,
             command_timeout: D::from_secs(10),
             ..ImapSettings::new(id, "127.0.0.1", self.port, ImapTls::None, "leads@example.test", "password", folder)

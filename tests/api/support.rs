@@ -224,7 +224,7 @@ impl TestApp {
     }
 
     async fn start(db: &TestDb, mut settings: Settings) -> TestApp {
-        settings.server.listen = "127.0.0.1:0".into();
+        settings.server.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
         settings.database.url = db.url.clone();
         settings.database.max_connections = 8;
         let app = App::build(settings).await.expect("app builds");

@@ -124,7 +124,7 @@ async fn a_refused_token_is_a_start_up_error() {
         format!("{}\n{}", crate::support::BASE_CONFIG, bot.config("polling").replace("123456:TEST-token", "999:wrong"));
     let db = crate::support::TestDb::new(Db::Sqlite).await;
     let mut settings = leadrouter::settings::Settings::from_toml(&config).expect("config");
-    settings.server.listen = "127.0.0.1:0".into();
+    settings.server.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     settings.database.url = db.url.clone();
     let err = leadrouter::app::App::build(settings).await.err().expect("refused");
     assert!(err.to_string().contains("telegram.token was refused"), "{err}");

@@ -245,7 +245,7 @@ impl MailboxReader {
 /// What parsing a mailbox's mail needs from the config: the addresses that are us (the
 /// mailbox's own and our notification sender) and the region for national phone numbers.
 pub fn reading_context(settings: &Settings, mailbox: &ImapSettings) -> (Vec<String>, Option<crate::domain::Region>) {
-    let own = mailbox.own_addresses().into_iter().chain(settings.notify_from()).collect();
-    let region = mailbox.default_region.as_deref().and_then(|r| crate::domain::Region::parse(r).ok());
+    let own = mailbox.own_addresses().into_iter().chain(settings.notify_from().map(str::to_owned)).collect();
+    let region = mailbox.default_region;
     (own, region)
 }

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::EventType;
 use crate::store::{IdentityRow, InteractionRow, LeadRow};
 
 /// Telegram's limit on a message's text, in UTF-16 units; we count chars and stay well below.
@@ -108,12 +109,14 @@ pub struct LeadFacts<'a> {
 
 /// A card's headline, from what happened: the event type that caused it and, for an
 /// assignment, its reason (routing a new lead, or handing over one that already existed).
-pub fn headline(event_type: Option<&str>, reason: Option<&str>, view: View) -> &'static str {
+pub fn headline(event_type: Option<EventType>, reason: Option<&str>, view: View) -> &'static str {
     const HANDED_OVER: [&str; 5] = ["manual", "claim", "taken", "claim_timeout", "sla"];
     match (view, event_type) {
         (View::Detail, _) => "📄 Lead",
-        (_, Some("lead.message")) => "💬 New message",
-        (View::Rep, Some("lead.assigned")) if reason.is_some_and(|r| HANDED_OVER.contains(&r)) => "👤 Lead for you",
+        (_, Some(EventType::LeadMessage)) => "💬 New message",
+        (View::Rep, Some(EventType::LeadAssigned)) if reason.is_some_and(|r| HANDED_OVER.contains(&r)) => {
+            "👤 Lead for you"
+        }
         _ => "🆕 New lead",
     }
 }

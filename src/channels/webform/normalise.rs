@@ -3,7 +3,7 @@
 use jiff::Timestamp;
 
 use super::providers::Submission;
-use crate::domain::{Channel, EmailAddress, Identity, Inquiry, Message, PhoneE164, Region, Source};
+use crate::domain::{Channel, EmailAddress, Identity, Inquiry, Message, PhoneE164, Source};
 use crate::settings::FormSettings;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,7 +22,7 @@ pub fn to_inquiry(
     external_id: String,
     received_at: Timestamp,
 ) -> Result<Inquiry, NormaliseError> {
-    let region = form.default_region.as_deref().and_then(|r| Region::parse(r).ok());
+    let region = form.default_region;
     let mut identities: Vec<Identity> = Vec::new();
     let mut rejected: Vec<(String, String)> = Vec::new();
     for raw in &sub.emails {
@@ -118,7 +118,7 @@ mod tests {
     use super::*;
 
     fn form() -> FormSettings {
-        FormSettings { default_region: Some("DE".into()), ..FormSettings::open("contact") }
+        FormSettings { default_region: crate::domain::Region::parse("DE").ok(), ..FormSettings::open("contact") }
     }
 
     fn now() -> Timestamp {
