@@ -59,7 +59,7 @@ fn rep_seeds(settings: &Settings) -> Vec<RepSeed> {
             timezone: r.timezone.as_ref().map(|t| t.text.clone()),
             working_hours: r.working_hours.as_ref().map(|h| h.text.clone()),
             active: r.active,
-            notify: r.notify.as_str().to_owned(),
+            notify: r.notify,
             out_of_office_until: r.out_of_office_until.as_ref().map(|t| ms(t.value)),
             teams: settings
                 .teams

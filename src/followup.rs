@@ -102,8 +102,12 @@ impl Intake {
         for lead in &stale {
             tx.mark_stale(lead).await?;
             let owner = lead.owner.as_ref();
-            let alert =
-                followup::stale(who(lead), &lead.status, owner.map(|o| o.name.as_str()), now - lead.last_activity_at);
+            let alert = followup::stale(
+                who(lead),
+                &lead.status.words(),
+                owner.map(|o| o.name.as_str()),
+                now - lead.last_activity_at,
+            );
             let data = alert_data(Some(&lead.id), &alert);
             let mut event = events::lead_event(&self.settings, LEAD_STALE, &lead.id, Some(SCHEDULER), data, now);
             let manager = self.manager_of(lead.team_id.as_deref());

@@ -115,7 +115,7 @@ impl Intake {
                 "this lead was merged into lead {into}: work on that one (an admin can undo the merge)"
             )));
         }
-        let current: Status = lead.status.parse()?;
+        let current = lead.status;
         let mut freed_capacity = false;
         if let Actor::Rep(_) = actor {
             // The owner working on the lead has evidently taken it on.

@@ -43,6 +43,13 @@ impl Status {
     }
 }
 
+impl Status {
+    /// The status in words: `proposal sent`.
+    pub fn words(self) -> String {
+        self.as_str().replace('_', " ")
+    }
+}
+
 impl FromStr for Status {
     type Err = LeadRuleError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

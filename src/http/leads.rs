@@ -198,21 +198,27 @@ async fn list_leads(
     axum::extract::State(state): axum::extract::State<AppState>,
     ApiQuery(q): ApiQuery<LeadQuery>,
 ) -> ApiResult<axum::Json<LeadList>> {
-    if let Some(s) = &q.status {
-        s.parse::<Status>().map_err(|e| ApiError::BadRequest("bad_query", e.to_string()))?;
-    }
-    if let Some(c) = &q.channel {
-        c.parse::<Channel>().map_err(|e| ApiError::BadRequest("bad_query", e))?;
-    }
+    let status = q
+        .status
+        .as_deref()
+        .map(str::parse::<Status>)
+        .transpose()
+        .map_err(|e| ApiError::BadRequest("bad_query", e.to_string()))?;
+    let channel = q
+        .channel
+        .as_deref()
+        .map(str::parse::<Channel>)
+        .transpose()
+        .map_err(|e| ApiError::BadRequest("bad_query", e))?;
     let limit = page_limit(q.limit)?;
     let owner = match caller.rep_scope() {
         Some(rep) => Some(rep.to_owned()),
         None => q.owner,
     };
     let filter = LeadFilter {
-        status: q.status,
+        status,
         owner,
-        channel: q.channel,
+        channel,
         q: q.q.filter(|s| !s.trim().is_empty()),
         overdue: q.overdue,
         unassigned: q.unassigned,

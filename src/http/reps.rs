@@ -115,7 +115,7 @@ async fn create_rep(
         active: body.active.unwrap_or(true),
         out_of_office_until: None,
         teams: body.teams,
-        notify: body.notify.unwrap_or_default().as_str().to_owned(),
+        notify: body.notify.unwrap_or_default(),
     };
     let mut tx = state.store().begin().await?;
     tx.create_rep(&seed, ms(jiff::Timestamp::now())).await?;
@@ -191,7 +191,7 @@ async fn patch_rep(
         timezone: body.timezone,
         working_hours: body.working_hours,
         teams: body.teams,
-        notify: body.notify.map(|n| n.as_str().to_owned()),
+        notify: body.notify,
     };
     Ok(axum::Json(apply_patch(&state, &id, &patch).await?.into()))
 }

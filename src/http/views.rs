@@ -153,7 +153,12 @@ pub struct StatusChangeView {
 
 impl From<StatusChangeRow> for StatusChangeView {
     fn from(c: StatusChangeRow) -> Self {
-        StatusChangeView { from: c.from_status, to: c.to_status, actor: c.actor, at: ts(c.at) }
+        StatusChangeView {
+            from: c.from_status.as_str().to_owned(),
+            to: c.to_status.as_str().to_owned(),
+            actor: c.actor,
+            at: ts(c.at),
+        }
     }
 }
 
@@ -206,10 +211,10 @@ impl LeadView {
             custom_fields: serde_json::from_str(&l.custom_fields).unwrap_or_else(|_| serde_json::json!({})),
             overdue,
             id: l.id,
-            status: l.status,
+            status: l.status.as_str().to_owned(),
             lost_reason: l.lost_reason,
             lost_note: l.lost_note,
-            channel: l.channel,
+            channel: l.channel.as_str().to_owned(),
             team: l.team_id,
             assigned_at: ts_opt(l.assigned_at),
             accepted_at: ts_opt(l.accepted_at),
@@ -292,7 +297,7 @@ impl From<RepRecord> for RepView {
             active: r.active,
             out_of_office_until: ts_opt(r.out_of_office_until),
             open_leads: r.open_leads,
-            notify: r.notify,
+            notify: r.notify.as_str().to_owned(),
         }
     }
 }

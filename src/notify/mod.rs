@@ -56,8 +56,8 @@ impl Notifiers {
 /// (unless they chose email), else email.
 pub fn hears_by(rep: &RepRecord, settings: &Settings) -> NotifyVia {
     let telegram_works = settings.telegram.enabled && rep.telegram_chat_id.is_some();
-    match rep.notify.as_str() {
-        "email" => NotifyVia::Email,
+    match rep.notify {
+        NotifyVia::Email => NotifyVia::Email,
         _ if telegram_works => NotifyVia::Telegram,
         _ => NotifyVia::Email,
     }

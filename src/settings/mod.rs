@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use jiff::tz::TimeZone;
 
+pub use crate::domain::NotifyVia;
 use crate::domain::routing::{Rule, Strategy};
 use crate::domain::working_hours::WorkingHours;
 use crate::domain::{Channel, EmailAddress, EventType, Region};
@@ -524,27 +525,6 @@ pub enum SmtpTls {
     Starttls,
     Implicit,
     None,
-}
-
-/// How a rep wants to hear about their leads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum NotifyVia {
-    /// Telegram when the rep has a chat id, email otherwise.
-    #[default]
-    Auto,
-    Email,
-    Telegram,
-}
-
-impl NotifyVia {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NotifyVia::Auto => "auto",
-            NotifyVia::Email => "email",
-            NotifyVia::Telegram => "telegram",
-        }
-    }
 }
 
 fn smtp_port() -> u16 {

@@ -2,11 +2,12 @@
 
 use super::rows::Col;
 use super::{Result, Store, StoreError, Tx, new_id};
+use crate::domain::Status;
 
 #[derive(Debug, Clone)]
 pub struct StatusChangeRow {
-    pub from_status: String,
-    pub to_status: String,
+    pub from_status: Status,
+    pub to_status: Status,
     pub actor: Option<String>,
     pub at: i64,
 }
@@ -53,8 +54,8 @@ impl Store {
             .iter()
             .map(|r| {
                 Ok(StatusChangeRow {
-                    from_status: r.col("from_status")?,
-                    to_status: r.col("to_status")?,
+                    from_status: r.col_as("from_status")?,
+                    to_status: r.col_as("to_status")?,
                     actor: r.col("actor")?,
                     at: r.col("at")?,
                 })

@@ -5,13 +5,13 @@ use super::contacts::push_contact_search;
 use super::intake::push_release;
 use super::rows::{AssignmentRow, Col, IdentityRow, InteractionRow, LEAD_SELECT, LeadRow, Sql};
 use super::{Result, Store, StoreError, Tx, new_id};
-use crate::domain::Status;
+use crate::domain::{Channel, Status};
 
 #[derive(Debug, Clone, Default)]
 pub struct LeadFilter {
-    pub status: Option<String>,
+    pub status: Option<Status>,
     pub owner: Option<String>,
-    pub channel: Option<String>,
+    pub channel: Option<Channel>,
     pub q: Option<String>,
     /// `Some(true)`: open leads whose next action is due; `Some(false)`: the others.
     pub overdue: Option<bool>,
@@ -73,14 +73,14 @@ impl Store {
         let mut q = Sql::new(LEAD_SELECT);
         // A lead folded into another by a merge is part of that one now.
         q.push(" WHERE l.merged_into IS NULL");
-        if let Some(s) = &f.status {
-            q.push(" AND l.status = ").bind(s.clone());
+        if let Some(s) = f.status {
+            q.push(" AND l.status = ").bind(s.as_str().to_owned());
         }
         if let Some(o) = &f.owner {
             q.push(" AND l.owner_id = ").bind(o.clone());
         }
-        if let Some(c) = &f.channel {
-            q.push(" AND l.channel = ").bind(c.clone());
+        if let Some(c) = f.channel {
+            q.push(" AND l.channel = ").bind(c.as_str().to_owned());
         }
         if let Some(since) = f.closed_since {
             q.push(" AND l.closed_at >= ").bind(since);
@@ -159,14 +159,14 @@ impl Tx {
         .bind(lead.id.clone())
         .execute(&mut *self.tx)
         .await?;
-        if lead.status != change.to.as_str() {
+        if lead.status != change.to {
             sqlx::query(
                 "INSERT INTO status_changes (id, lead_id, from_status, to_status, actor, at) \
                  VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(new_id())
             .bind(lead.id.clone())
-            .bind(lead.status.clone())
+            .bind(lead.status.as_str())
             .bind(change.to.as_str())
             .bind(change.actor.map(str::to_owned))
             .bind(now)

@@ -4,6 +4,7 @@
 
 use super::rows::{Col, Sql};
 use super::{Result, Store, StoreError, Tx, token_hash};
+use crate::domain::NotifyVia;
 
 /// A rep as written by the config or the API.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -22,8 +23,7 @@ pub struct RepSeed {
     pub active: bool,
     pub out_of_office_until: Option<i64>,
     pub teams: Vec<String>,
-    /// `auto`, `email` or `telegram`.
-    pub notify: String,
+    pub notify: NotifyVia,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -38,7 +38,7 @@ pub struct RepPatch {
     pub timezone: Option<Option<String>>,
     pub working_hours: Option<Option<String>>,
     pub teams: Option<Vec<String>>,
-    pub notify: Option<String>,
+    pub notify: Option<NotifyVia>,
 }
 
 #[derive(Debug, Clone)]
@@ -56,7 +56,7 @@ pub struct RepRecord {
     pub out_of_office_until: Option<i64>,
     pub open_leads: i64,
     pub teams: Vec<String>,
-    pub notify: String,
+    pub notify: NotifyVia,
 }
 
 fn seed_hash(seed: &RepSeed) -> String {
@@ -150,7 +150,7 @@ impl Tx {
             .bind(i64::from(s.active))
             .bind(s.out_of_office_until)
             .bind(now)
-            .bind(s.notify.clone())
+            .bind(s.notify.as_str())
             .execute(&mut *self.tx)
             .await?;
         Ok(())
@@ -202,8 +202,8 @@ impl Tx {
         if let Some(v) = &p.working_hours {
             q.push(", working_hours = ").bind(v.clone());
         }
-        if let Some(v) = &p.notify {
-            q.push(", notify = ").bind(v.clone());
+        if let Some(v) = p.notify {
+            q.push(", notify = ").bind(v.as_str().to_owned());
         }
         q.push(" WHERE id = ").bind(id.to_owned());
         if q.build().execute(&mut *self.tx).await?.rows_affected() == 0 {
@@ -303,7 +303,7 @@ impl Store {
                     active: active != 0,
                     out_of_office_until: r.col("out_of_office_until")?,
                     open_leads: r.col("open_leads")?,
-                    notify: r.col("notify")?,
+                    notify: r.col_as("notify")?,
                     teams,
                     id,
                 })

@@ -5,6 +5,7 @@ use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::{Any, Arguments, AssertSqlSafe, Encode, Row, Type};
 
 use super::{Result, StoreError};
+use crate::domain::{Channel, Status};
 
 /// SQL text plus its arguments, numbered `$1, $2, …` on both backends.
 #[derive(Default)]
@@ -45,6 +46,16 @@ pub(crate) trait Col {
     fn col<T>(&self, name: &str) -> Result<T>
     where
         T: for<'r> sqlx::Decode<'r, Any> + Type<Any>;
+
+    /// A text column as the domain type it names (a status, a channel, …).
+    fn col_as<T>(&self, name: &str) -> Result<T>
+    where
+        T: std::str::FromStr,
+        T::Err: std::fmt::Display,
+    {
+        let text: String = self.col(name)?;
+        text.parse().map_err(|e: T::Err| StoreError::Corrupt(format!("column {name}: {e}")))
+    }
 }
 
 impl Col for AnyRow {
@@ -76,7 +87,7 @@ pub struct LeadRow {
     pub id: String,
     pub contact_id: String,
     pub contact_name: Option<String>,
-    pub channel: String,
+    pub channel: Channel,
     pub source_form: Option<String>,
     pub source_mailbox: Option<String>,
     pub source_bot: Option<String>,
@@ -88,7 +99,7 @@ pub struct LeadRow {
     pub referrer: Option<String>,
     pub language: Option<String>,
     pub country: Option<String>,
-    pub status: String,
+    pub status: Status,
     pub lost_reason: Option<String>,
     pub lost_note: Option<String>,
     pub team_id: Option<String>,
@@ -127,7 +138,7 @@ impl LeadRow {
             id: row.col("id")?,
             contact_id: row.col("contact_id")?,
             contact_name: row.col("contact_name")?,
-            channel: row.col("channel")?,
+            channel: row.col_as("channel")?,
             source_form: row.col("source_form")?,
             source_mailbox: row.col("source_mailbox")?,
             source_bot: row.col("source_bot")?,
@@ -139,7 +150,7 @@ impl LeadRow {
             referrer: row.col("referrer")?,
             language: row.col("language")?,
             country: row.col("country")?,
-            status: row.col("status")?,
+            status: row.col_as("status")?,
             lost_reason: row.col("lost_reason")?,
             lost_note: row.col("lost_note")?,
             team_id: row.col("team_id")?,

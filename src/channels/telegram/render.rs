@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::EventType;
+use crate::domain::{Channel, EventType, Status};
 use crate::store::{IdentityRow, InteractionRow, LeadRow};
 
 /// Telegram's limit on a message's text, in UTF-16 units; we count chars and stay well below.
@@ -161,7 +161,7 @@ pub fn card(facts: &LeadFacts<'_>, view: View, headline: &str, viewer: Option<&s
         }
     }
     text.push_str(&format!("\n/lead_{}", short_id(&lead.id)));
-    if view == View::Rep && lead.channel == "telegram" && lead.closed_at.is_none() {
+    if view == View::Rep && lead.channel == Channel::Telegram && lead.closed_at.is_none() {
         text.push_str(" · reply to this message to answer them");
     }
     (truncate(&text, MAX_TEXT), buttons(lead, view, viewer))
@@ -274,7 +274,7 @@ fn identity_label(i: &IdentityRow) -> String {
 }
 
 fn source_label(lead: &LeadRow) -> String {
-    let mut parts = vec![lead.channel.clone()];
+    let mut parts = vec![lead.channel.as_str().to_owned()];
     parts.extend(lead.source_form.iter().map(|f| format!("form {f}")));
     parts.extend(lead.source_mailbox.iter().map(|m| format!("mailbox {m}")));
     let utm: Vec<&str> =
@@ -287,8 +287,8 @@ fn source_label(lead: &LeadRow) -> String {
 
 fn status_label(lead: &LeadRow) -> String {
     match &lead.lost_reason {
-        Some(reason) if lead.status == "lost" => format!("lost ({reason})"),
-        _ => lead.status.replace('_', " "),
+        Some(reason) if lead.status == Status::Lost => format!("lost ({reason})"),
+        _ => lead.status.words(),
     }
 }
 
@@ -320,7 +320,7 @@ mod tests {
             id: ID.into(),
             contact_id: "c1".into(),
             contact_name: Some("Иван Петров".into()),
-            channel: "telegram".into(),
+            channel: Channel::Telegram,
             source_form: None,
             source_mailbox: None,
             source_bot: Some("kestrel_bot".into()),
@@ -332,7 +332,7 @@ mod tests {
             referrer: None,
             language: Some("ru".into()),
             country: None,
-            status: "new".into(),
+            status: Status::New,
             lost_reason: None,
             lost_note: None,
             team_id: Some("sales".into()),
@@ -422,7 +422,7 @@ mod tests {
         assert_eq!(datas(&facts(&l)), [format!("take:{ID}"), format!("open:{ID}"), format!("lost:{ID}")]);
         l.accepted_at = Some(5);
         assert_eq!(datas(&facts(&l)), [format!("open:{ID}"), format!("lost:{ID}")]);
-        l.status = "won".into();
+        l.status = Status::Won;
         l.closed_at = Some(9);
         assert!(facts(&l).is_empty(), "a closed lead has no buttons");
     }

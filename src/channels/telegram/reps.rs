@@ -260,7 +260,7 @@ impl TelegramChannel {
         match action {
             Action::Take(_) => {
                 if lead.closed_at.is_some() {
-                    return Err(refuse(format!("This lead is closed ({}).", lead.status.replace('_', " "))));
+                    return Err(refuse(format!("This lead is closed ({}).", lead.status.words())));
                 }
                 match &lead.owner {
                     Some(_) if mine => {
@@ -355,7 +355,7 @@ impl TelegramChannel {
 
     fn not_yours(&self, lead: &LeadRow) -> String {
         match (&lead.owner, lead.closed_at) {
-            (_, Some(_)) => format!("This lead is closed ({}).", lead.status.replace('_', " ")),
+            (_, Some(_)) => format!("This lead is closed ({}).", lead.status.words()),
             (Some(o), _) => format!("This lead is {}'s.", o.name),
             (None, _) => "This lead is not yours.".into(),
         }

@@ -203,7 +203,7 @@ fn funnel_chart(s: &Value) -> Markup {
             Some(r) if status != Status::New => format!("{} ({})", charts::number(n), pct(r)),
             _ => charts::number(n),
         };
-        bars.push(Bar { label: status_label(status.as_str()), value: n, text });
+        bars.push(Bar { label: status_label(status), value: n, text });
         if status != Status::Won && status != Status::Lost {
             previous = Some(n);
         }

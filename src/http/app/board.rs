@@ -24,7 +24,7 @@ pub(super) async fn page(session: Session, State(state): State<AppState>) -> App
     let mut columns = Vec::new();
     for status in Status::ALL {
         let filter = LeadFilter {
-            status: Some(status.as_str().to_owned()),
+            status: Some(status),
             owner: owner.clone(),
             closed_since: (!status.is_open()).then_some(now - CLOSED_WINDOW_MS),
             limit: COLUMN,
@@ -41,7 +41,7 @@ pub(super) async fn page(session: Session, State(state): State<AppState>) -> App
             @for (status, leads) in &columns {
                 section .column data-status=(status.as_str()) aria-labelledby={"col-" (status.as_str())} {
                     h2 #{"col-" (status.as_str())} {
-                        (status_label(status.as_str())) " " span .count { (leads.len()) }
+                        (status_label(*status)) " " span .count { (leads.len()) }
                     }
                     ul .cards {
                         @for l in leads {
@@ -59,7 +59,7 @@ pub(super) async fn page(session: Session, State(state): State<AppState>) -> App
                                     label .visually-hidden for={"move-" (l.id)} { "Move " (who(l, &[])) " to" }
                                     select #{"move-" (l.id)} name="status" {
                                         @for s in Status::ALL {
-                                            option value=(s.as_str()) selected[s == *status] { (status_label(s.as_str())) }
+                                            option value=(s.as_str()) selected[s == *status] { (status_label(s)) }
                                         }
                                     }
                                     button type="submit" .small { "Move" }

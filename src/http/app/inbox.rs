@@ -45,14 +45,14 @@ pub(super) async fn page(
     RawQuery(raw): RawQuery,
 ) -> AppResult<Response> {
     let q: InboxQuery = query(raw.as_deref())?;
-    let status = filled(&q.status).map(str::to_owned);
-    if let Some(s) = &status {
-        s.parse::<Status>().map_err(|e| AppError(ApiError::BadRequest("bad_query", e.to_string())))?;
-    }
-    let channel = filled(&q.channel).map(str::to_owned);
-    if let Some(c) = &channel {
-        c.parse::<Channel>().map_err(|e| AppError(ApiError::BadRequest("bad_query", e)))?;
-    }
+    let status = filled(&q.status)
+        .map(str::parse::<Status>)
+        .transpose()
+        .map_err(|e| AppError(ApiError::BadRequest("bad_query", e.to_string())))?;
+    let channel = filled(&q.channel)
+        .map(str::parse::<Channel>)
+        .transpose()
+        .map_err(|e| AppError(ApiError::BadRequest("bad_query", e)))?;
     let owner = match session.rep_scope() {
         Some(rep) => Some(rep.to_owned()),
         None => filled(&q.owner).map(str::to_owned),
@@ -91,7 +91,7 @@ pub(super) async fn page(
                 select #f-status name="status" {
                     option value="" { "Any" }
                     @for s in Status::ALL {
-                        option value=(s.as_str()) selected[filled(&q.status) == Some(s.as_str())] { (status_label(s.as_str())) }
+                        option value=(s.as_str()) selected[filled(&q.status) == Some(s.as_str())] { (status_label(s)) }
                     }
                 }
             }
@@ -180,7 +180,7 @@ fn row(l: &LeadRow, identities: &[IdentityRow], now: i64) -> Markup {
     html! {
         tr {
             td data-label="Lead" { a href={"/app/leads/" (l.id)} { (who(l, identities)) } }
-            td data-label="Status" { span class={"badge status-" (l.status)} { (status_label(&l.status)) } }
+            td data-label="Status" { span class={"badge status-" (l.status)} { (status_label(l.status)) } }
             td data-label="Owner" {
                 @match &l.owner { Some(o) => (o.name), None => span .muted { "unassigned" } }
             }

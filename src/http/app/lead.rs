@@ -112,7 +112,7 @@ async fn card(
             html! {
                 li .event .change {
                     p .meta {
-                        strong { "Status: " (status_label(&c.from_status)) " → " (status_label(&c.to_status)) }
+                        strong { "Status: " (status_label(c.from_status)) " → " (status_label(c.to_status)) }
                         @if let Some(a) = &c.actor { " · " (a) } " · " (time_el(c.at))
                     }
                 }
@@ -136,7 +136,7 @@ async fn card(
         h1 {
             (name) " "
             @if lead.merged_into.is_some() { span .badge { "Merged" } }
-            @else { span class={"badge status-" (lead.status)} { (status_label(&lead.status)) } }
+            @else { span class={"badge status-" (lead.status)} { (status_label(lead.status)) } }
         }
         @if let Some(error) = &flash.error {
             p .alert role="alert" #card-error tabindex="-1" { (error) }
@@ -183,7 +183,7 @@ async fn card(
             section aria-labelledby="h-details" .panel {
                 h2 #h-details { "Details" }
                 dl .details {
-                    dt { "Status" } dd #lead-status data-status=(lead.status) { (status_label(&lead.status)) }
+                    dt { "Status" } dd #lead-status data-status=(lead.status) { (status_label(lead.status)) }
                     @if let Some(r) = &lead.lost_reason { dt { "Lost because" } dd { (r) @if let Some(n) = &lead.lost_note { " — " (n) } } }
                     dt { "Owner" } dd { @match &lead.owner { Some(o) => (o.name), None => span .muted { "unassigned" } } }
                     dt { "Channel" } dd { (lead.channel) @if let Some(s) = source(&lead) { " · " (s) } }
@@ -216,7 +216,7 @@ async fn card(
                     label for="status" { "New status" }
                     select #status name="status" {
                         @for s in Status::ALL {
-                            option value=(s.as_str()) selected[s.as_str() == lead.status] { (status_label(s.as_str())) }
+                            option value=(s.as_str()) selected[s == lead.status] { (status_label(s)) }
                         }
                     }
                     label for="lost_reason" { "Lost reason (when lost)" }

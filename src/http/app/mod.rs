@@ -23,6 +23,7 @@ use serde::de::DeserializeOwned;
 use super::AppState;
 use super::error::ApiError;
 use crate::base::from_ms;
+use crate::domain::Status;
 use crate::pipeline::{Actor, PipelineError};
 use crate::store::StoreError;
 pub(super) use session::Session;
@@ -262,9 +263,9 @@ pub(super) fn filled(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
-/// Human words for a status name.
-pub(super) fn status_label(status: &str) -> String {
-    let s = status.replace('_', " ");
+/// Human words for a status, capitalised: `Proposal sent`.
+pub(super) fn status_label(status: Status) -> String {
+    let s = status.words();
     let mut chars = s.chars();
     match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),
@@ -283,6 +284,6 @@ mod tests {
         assert_eq!(datetime_local(ms), "2030-01-02T09:30");
         assert!(parse_local("x", "2030-01-02T09:30:00Z").is_ok());
         assert!(parse_local("x", "tomorrow").is_err());
-        assert_eq!(status_label("proposal_sent"), "Proposal sent");
+        assert_eq!(status_label(Status::ProposalSent), "Proposal sent");
     }
 }
