@@ -57,7 +57,7 @@ impl Intake {
                 tx.record_events(&[event]).await?;
                 continue;
             }
-            let mut team = tx.team_context(self.team_ref(team_id)).await?;
+            let mut team = tx.team_context(&self.team_ref(team_id)).await?;
             // Claim teams too: the lead already went round-robin after nobody claimed it.
             team.strategy = match team.strategy {
                 Strategy::Claim => Strategy::RoundRobin,

@@ -5,6 +5,7 @@ pub mod dedup;
 pub mod event;
 pub mod followup;
 pub mod identity;
+pub mod inbound;
 pub mod inquiry;
 pub mod lead;
 pub mod plan;
@@ -15,6 +16,7 @@ pub mod working_hours;
 
 pub use event::EventType;
 pub use identity::{EmailAddress, Identity, IdentityError, IdentityKind, PhoneE164, Region};
+pub use inbound::{Bookkeeping, Cursor, InboundMeta, Outcome, Reply};
 pub use inquiry::{Attachment, Channel, Inquiry, Message, Source};
 pub use lead::{LeadRuleError, Status};
 pub use rep::NotifyVia;

@@ -16,9 +16,9 @@ use crate::base::{ms, new_id};
 use crate::channels::webform::form_config;
 use crate::channels::webform::parse::BodyError;
 use crate::channels::webform::{self, Parsed, WebformError, signature};
+use crate::domain::InboundMeta;
 use crate::intake::{Outcome, RawItem};
 use crate::settings::{FormSettings, Settings};
-use crate::store::InboundMeta;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(submit_form))

@@ -13,10 +13,11 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiPath, ApiQuery, into_page, page_limit};
 use super::views::{AssignmentView, InteractionView, LeadList, LeadView, TaskView};
 use crate::base::ms;
+use crate::domain::InboundMeta;
 use crate::domain::{Channel, Inquiry, Status};
 use crate::intake::{IntakeError, RawItem};
 use crate::pipeline::{LeadUpdate, NoteKind, PipelineError};
-use crate::store::{InboundMeta, LeadFilter, TaskPatch};
+use crate::store::{LeadFilter, TaskPatch};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

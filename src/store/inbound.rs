@@ -4,7 +4,8 @@
 
 use super::batch::Batch;
 use super::rows::{Col, Sql};
-use super::{Result, Store, new_id};
+use super::{Result, Store, Tx, new_id};
+use crate::domain::{Bookkeeping, Identity, InboundMeta, Reply};
 
 /// What of a processed or skipped item's body is kept: enough to see what arrived. Its size
 /// and sha256 describe the whole; a failed item keeps all of it, for replay.
@@ -20,20 +21,6 @@ pub(super) fn raw_parts(payload: &[u8], whole: bool, sha256: &str) -> (Vec<u8>, 
 pub fn payload_sha256(payload: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(Sha256::digest(payload))
-}
-
-/// What replay needs besides the raw payload.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct InboundMeta {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub form_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub content_type: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub referer: Option<String>,
-    /// The `[[imap]]` mailbox an email came from.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mailbox: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -59,53 +46,70 @@ pub struct InboundRecord<'a> {
     pub reason: &'a str,
 }
 
-/// An outbox message a channel adds to its own unit of work (a welcome on `/start`, the answer
-/// to a button). `key` makes it idempotent: the same key for the same target is one message.
-pub(crate) fn outbox_row(
-    kind: &str,
-    target: &str,
-    key: &str,
-    event_type: &str,
-    lead_id: Option<&str>,
-    payload: &serde_json::Value,
-    now: i64,
-) -> Batch {
-    let mut b = Batch::new();
+/// Statements: what a channel learned with an item (see `Bookkeeping`).
+pub(super) fn push_bookkeeping(b: &mut Batch, items: &[Bookkeeping], now: i64) {
+    for item in items {
+        match item {
+            Bookkeeping::MailboxCursor { mailbox, cursor } => super::mailboxes::push_cursor(b, mailbox, *cursor, now),
+            Bookkeeping::Undeliverable(who) => push_undeliverable(b, who, now),
+            Bookkeeping::Deliverable(who) => {
+                b.exec(
+                    "UPDATE identities SET undeliverable_at = NULL WHERE kind = $1 AND value = $2 \
+                     AND undeliverable_at IS NOT NULL",
+                    vec![who.kind().as_str().into(), who.value().into()],
+                );
+            }
+            Bookkeeping::Reply(r) => push_reply(b, r, now),
+        }
+    }
+}
+
+/// Statement: nothing sent to `who` arrives (a bounce, a blocked bot).
+pub(super) fn push_undeliverable(b: &mut Batch, who: &Identity, now: i64) {
+    b.exec(
+        "UPDATE identities SET undeliverable_at = $1 WHERE kind = $2 AND value = $3",
+        vec![now.into(), who.kind().as_str().into(), who.value().into()],
+    );
+}
+
+fn push_reply(b: &mut Batch, r: &Reply, now: i64) {
     b.exec(
         "INSERT INTO outbox (id, kind, target, event_id, event_type, lead_id, payload, status, next_attempt_at, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $8) ON CONFLICT (kind, target, event_id) DO NOTHING",
         vec![
             new_id().into(),
-            kind.into(),
-            target.into(),
-            key.into(),
-            event_type.into(),
-            lead_id.map(str::to_owned).into(),
-            payload.to_string().into(),
+            r.kind.into(),
+            r.target.as_str().into(),
+            r.key.as_str().into(),
+            r.label.into(),
+            r.lead_id.clone().into(),
+            r.payload.to_string().into(),
             now.into(),
         ],
     );
-    b
 }
 
-/// The statement that marks an identity undeliverable (a bounce, a blocked bot).
-pub(crate) fn mark_undeliverable(kind: &str, value: &str, now: i64) -> Batch {
-    let mut b = Batch::new();
-    b.exec(
-        "UPDATE identities SET undeliverable_at = $1 WHERE kind = $2 AND value = $3",
-        vec![now.into(), kind.into(), value.into()],
-    );
-    b
-}
+impl Tx {
+    /// Writes what a channel learned with an item (see `Bookkeeping`) in this transaction.
+    pub async fn write_bookkeeping(&mut self, items: &[Bookkeeping], now: i64) -> Result<()> {
+        let mut b = Batch::new();
+        push_bookkeeping(&mut b, items, now);
+        if !b.is_empty() {
+            self.run(b).await?;
+        }
+        Ok(())
+    }
 
-/// The statement that clears it again (someone who blocked the bot wrote to it again).
-pub(crate) fn mark_deliverable(kind: &str, value: &str) -> Batch {
-    let mut b = Batch::new();
-    b.exec(
-        "UPDATE identities SET undeliverable_at = NULL WHERE kind = $1 AND value = $2 AND undeliverable_at IS NOT NULL",
-        vec![kind.into(), value.into()],
-    );
-    b
+    /// Notes the lead an item (a rep's update) was about.
+    pub async fn link_inbound_item(&mut self, channel: &str, key: &str, lead_id: &str) -> Result<()> {
+        sqlx::query("UPDATE inbound_items SET lead_id = $1 WHERE channel = $2 AND external_id = $3")
+            .bind(lead_id.to_owned())
+            .bind(channel.to_owned())
+            .bind(key.to_owned())
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
 }
 
 impl Store {
@@ -151,7 +155,7 @@ impl Store {
 
     /// Records a skipped item, with the channel's own bookkeeping (`also`), in one
     /// transaction. A redelivered item changes nothing; a replayed failure becomes skipped.
-    pub(crate) async fn record_skipped(&self, item: &InboundRecord<'_>, also: Batch, now: i64) -> Result<()> {
+    pub async fn record_skipped(&self, item: &InboundRecord<'_>, also: &[Bookkeeping], now: i64) -> Result<()> {
         let meta = serde_json::to_string(item.meta).unwrap_or_else(|_| "{}".into());
         let (kept, size, sha) = raw_parts(item.payload, false, &payload_sha256(item.payload));
         let mut b = Batch::new();
@@ -173,7 +177,7 @@ impl Store {
                 now.into(),
             ],
         );
-        b.append(also);
+        push_bookkeeping(&mut b, also, now);
         let mut tx = self.begin().await?;
         tx.run(b).await?;
         tx.commit().await

@@ -2,17 +2,22 @@
 //! the decided plan in one round trip. The same statement builders serve the slower paths
 //! (draining the waiting queue, manual changes), so each piece of SQL exists once.
 
+use std::sync::Arc;
+
+use jiff::Timestamp;
 use jiff::tz::TimeZone;
+use tokio::sync::oneshot;
 
 use crate::domain::plan::{ContactStep, Context, KnownIdentity, LeadStep, OpenLead, Owner, Plan, TeamContext};
 use crate::domain::routing::{Candidate, Schedule, Strategy};
 use crate::domain::working_hours::WorkingHours;
-use crate::domain::{Identity, Inquiry};
+use crate::domain::{Bookkeeping, Identity, InboundMeta, Inquiry, Outcome};
 
 use super::batch::{Arg, Batch, BatchRows};
-use super::inbound::raw_parts;
+use super::inbound::{push_bookkeeping, raw_parts};
 use super::rows::{Col, LEAD_SELECT, LeadRow, Sql};
-use super::{Backend, Result, StoreError, Tx, from_ms, new_id};
+use super::writer::{Step, UnitOfWork};
+use super::{Backend, Result, Store, StoreError, Tx, from_ms, ms, new_id};
 
 /// An event on a lead and the outbox messages it fans out to.
 #[derive(Debug, Clone)]
@@ -32,31 +37,31 @@ pub struct NewEvent {
 
 /// An inbound item seen before.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SeenItem {
-    pub lead_id: Option<String>,
+struct SeenItem {
+    lead_id: Option<String>,
     /// sha256 of the body it arrived with (items from before bodies were hashed: none).
-    pub payload_sha256: Option<String>,
+    payload_sha256: Option<String>,
     /// A failed item is processed again (that is how replay works).
-    pub failed: bool,
+    failed: bool,
 }
 
 /// The team an inquiry is routed in, as configured.
-#[derive(Debug, Clone, Copy)]
-pub struct TeamRef<'a> {
-    pub id: &'a str,
+#[derive(Debug, Clone)]
+pub struct TeamRef {
+    pub id: String,
     pub strategy: Strategy,
     pub after_hours: bool,
 }
 
-/// What `apply_intake` writes besides the plan.
-pub struct IntakeWrite<'a> {
-    pub inquiry: &'a Inquiry,
-    pub plan: &'a Plan,
-    pub meta_json: &'a str,
-    pub payload: &'a [u8],
-    pub payload_sha256: &'a str,
-    pub events: &'a [NewEvent],
-    pub now: i64,
+/// What `intake_writes` writes besides the plan.
+struct IntakeWrite<'a> {
+    inquiry: &'a Inquiry,
+    plan: &'a Plan,
+    meta_json: &'a str,
+    payload: &'a [u8],
+    payload_sha256: &'a str,
+    events: &'a [NewEvent],
+    now: i64,
 }
 
 const CANDIDATE_COLUMNS: &str = "r.id, r.name, r.active, r.out_of_office_until, r.capacity, r.open_leads, r.weight, \
@@ -124,11 +129,11 @@ fn team_queries(b: &mut Batch, backend: Backend, team: &str) -> usize {
 
 /// The team's candidates in a stable order (ties in routing go to the same rep on every
 /// instance), and its assignment sequence: the highest any member got.
-fn team_context(team: TeamRef<'_>, member_rows: &[sqlx::any::AnyRow]) -> Result<TeamContext> {
+fn team_context(team: &TeamRef, member_rows: &[sqlx::any::AnyRow]) -> Result<TeamContext> {
     let mut candidates = member_rows.iter().map(|r| candidate_from_row(r, true)).collect::<Result<Vec<_>>>()?;
     candidates.sort_by(|a, b| a.rep_id.cmp(&b.rep_id));
     let seq = candidates.iter().map(|c| c.last_assigned_seq).max().unwrap_or(0);
-    Ok(TeamContext { id: team.id.to_owned(), strategy: team.strategy, after_hours: team.after_hours, seq, candidates })
+    Ok(TeamContext { id: team.id.clone(), strategy: team.strategy, after_hours: team.after_hours, seq, candidates })
 }
 
 /// Statements: one message on a lead's timeline, and (`touch_lead`) the lead marked active.
@@ -416,7 +421,7 @@ fn push_identities(b: &mut Batch, contact_id: &str, identities: &[Identity], now
 
 /// Where each part of the intake context is in the read batch.
 #[derive(Debug, Clone, Copy)]
-pub struct ContextQueries {
+struct ContextQueries {
     seen: usize,
     known: Option<(usize, usize, usize)>,
     thread: Option<usize>,
@@ -426,7 +431,7 @@ pub struct ContextQueries {
 /// The reads intake decides on: whether the item was seen, who owns its identities, their
 /// open leads and previous owner, and the team's routing state. On PostgreSQL the matched
 /// contacts and the team are locked until commit.
-pub fn context_reads(
+fn context_reads(
     backend: Backend,
     channel: &str,
     external_id: &str,
@@ -487,18 +492,18 @@ pub fn context_reads(
 
 /// The reads of a team's routing state on their own (PostgreSQL's second round: the team's
 /// lock is taken as late as possible and held for a few statements only).
-pub fn team_reads(backend: Backend, team: &str) -> (Batch, usize) {
+fn team_reads(backend: Backend, team: &str) -> (Batch, usize) {
     let mut b = Batch::new();
     let members = team_queries(&mut b, backend, team);
     (b, members)
 }
 
-pub fn parse_team(rows: &BatchRows, members: usize, team: TeamRef<'_>) -> Result<TeamContext> {
+fn parse_team(rows: &BatchRows, members: usize, team: &TeamRef) -> Result<TeamContext> {
     team_context(team, rows.of(members))
 }
 
 /// The writes that give a just-opened lead its owner (if one was found), with the events.
-pub fn assignment_writes(lead_id: &str, owner: Option<(&Owner, (&str, i64))>, events: &[NewEvent], now: i64) -> Batch {
+fn assignment_writes(lead_id: &str, owner: Option<(&Owner, (&str, i64))>, events: &[NewEvent], now: i64) -> Batch {
     let mut b = Batch::new();
     if let Some((o, route)) = owner {
         push_assignment(&mut b, lead_id, None, &o.rep_id, Some(route), o.reason, &o.wrr_updates, true, true, now);
@@ -508,11 +513,7 @@ pub fn assignment_writes(lead_id: &str, owner: Option<(&Owner, (&str, i64))>, ev
 }
 
 /// Reads the rows of `context_reads`.
-pub fn parse_context(
-    rows: &BatchRows,
-    q: ContextQueries,
-    team: Option<TeamRef<'_>>,
-) -> Result<(Option<SeenItem>, Context)> {
+fn parse_context(rows: &BatchRows, q: ContextQueries, team: Option<&TeamRef>) -> Result<(Option<SeenItem>, Context)> {
     let seen = match rows.of(q.seen).first() {
         Some(r) => {
             let status: String = r.col("status")?;
@@ -569,7 +570,7 @@ pub fn parse_context(
 }
 
 /// The writes of an intake plan.
-pub fn intake_writes(w: &IntakeWrite<'_>) -> Batch {
+fn intake_writes(w: &IntakeWrite<'_>) -> Batch {
     let (i, plan, now) = (w.inquiry, w.plan, w.now);
     let lead_id = match &plan.lead {
         LeadStep::Join { lead_id, .. } | LeadStep::Open { lead_id, .. } => lead_id.as_str(),
@@ -677,9 +678,9 @@ pub fn intake_writes(w: &IntakeWrite<'_>) -> Batch {
 
 impl Tx {
     /// The team's routing state, locked until commit on PostgreSQL.
-    pub async fn team_context(&mut self, team: TeamRef<'_>) -> Result<TeamContext> {
+    pub async fn team_context(&mut self, team: &TeamRef) -> Result<TeamContext> {
         let mut b = Batch::new();
-        let members = team_queries(&mut b, self.backend, team.id);
+        let members = team_queries(&mut b, self.backend, &team.id);
         let rows = self.run(b).await?;
         team_context(team, rows.of(members))
     }
@@ -810,5 +811,182 @@ impl Tx {
         .fetch_all(&mut *self.tx)
         .await?;
         rows.iter().map(|r| Ok((r.col("id")?, r.col("team_id")?, r.col("created_at")?))).collect()
+    }
+}
+
+/// An inquiry to commit, and what came with it.
+pub struct IntakeRequest {
+    /// Normalised, NULs dropped (`Inquiry::without_nul`).
+    pub inquiry: Inquiry,
+    pub meta: InboundMeta,
+    pub payload: Vec<u8>,
+    pub payload_sha256: String,
+    /// The sender chose the key (`Idempotency-Key`): another body under it is
+    /// `Outcome::KeyReused`, not a retry.
+    pub sender_key: bool,
+    /// The team the routing rules chose, if any.
+    pub team: Option<TeamRef>,
+    /// What the channel learned with the item, written with it whatever the outcome.
+    pub also: Vec<Bookkeeping>,
+}
+
+/// The application's part of intake: pure decisions over what the database holds, called
+/// inside the store's unit of work.
+pub trait IntakeRules: Send + Sync + 'static {
+    /// The plan (contact, lead, and the owner when the team's state is in `ctx`).
+    fn plan(&self, inquiry: &Inquiry, ctx: &Context, now: Timestamp) -> Plan;
+    /// The owner of a new lead once the team's state is read (PostgreSQL reads it last).
+    fn owner(&self, team: &TeamContext, previous: Option<&Candidate>, now: Timestamp) -> Option<Owner>;
+    /// The events the plan produces.
+    fn events(&self, inquiry: &Inquiry, plan: &Plan, ctx: &Context, now: i64) -> Vec<NewEvent>;
+}
+
+impl Store {
+    /// Commits one inquiry as one unit of work and says what became of it. How it commits is
+    /// the store's business: on SQLite grouped with the inquiries that arrive at the same
+    /// moment; on PostgreSQL alone, with the owner chosen in a second round so the team's
+    /// lock is held for a few statements only.
+    pub async fn intake(&self, request: IntakeRequest, rules: Arc<dyn IntakeRules>) -> Result<Outcome> {
+        let (reply, outcome) = oneshot::channel();
+        let meta_json = serde_json::to_string(&request.meta).unwrap_or_else(|_| "{}".into());
+        let unit = IntakeUnit { request, rules, meta_json, phase: Phase::Start, outcome: None, reply: Some(reply) };
+        self.perform(Box::new(unit)).await;
+        match outcome.await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Corrupt("the writer dropped the inquiry".into())),
+        }
+    }
+}
+
+/// One inquiry as a unit of work: read the person's and the team's state, decide (the
+/// application's `IntakeRules` over the domain's plan), write.
+struct IntakeUnit {
+    request: IntakeRequest,
+    rules: Arc<dyn IntakeRules>,
+    meta_json: String,
+    phase: Phase,
+    outcome: Option<Outcome>,
+    reply: Option<oneshot::Sender<Result<Outcome>>>,
+}
+
+enum Phase {
+    Start,
+    Context { queries: ContextQueries, backend: Backend },
+    Routing { members: usize, plan: Box<Plan>, ctx: Box<Context>, now: Timestamp },
+}
+
+impl IntakeUnit {
+    fn write(&self, plan: &Plan, events: &[NewEvent], now: i64) -> Batch {
+        let r = &self.request;
+        let mut b = intake_writes(&IntakeWrite {
+            inquiry: &r.inquiry,
+            plan,
+            meta_json: &self.meta_json,
+            payload: &r.payload,
+            payload_sha256: &r.payload_sha256,
+            events,
+            now,
+        });
+        push_bookkeeping(&mut b, &r.also, now);
+        b
+    }
+
+    fn decide_context(&mut self, rows: &BatchRows, queries: ContextQueries, backend: Backend) -> Result<Step> {
+        let team = self.request.team.as_ref().filter(|_| backend == Backend::Sqlite);
+        let (seen, ctx) = parse_context(rows, queries, team)?;
+        let now = Timestamp::now();
+        if let Some(seen) = seen.filter(|s| !s.failed) {
+            let other_body = seen.payload_sha256.as_ref().is_some_and(|h| *h != self.request.payload_sha256);
+            self.outcome = Some(if self.request.sender_key && other_body {
+                Outcome::KeyReused
+            } else {
+                Outcome::Duplicate { lead_id: seen.lead_id }
+            });
+            let mut also = Batch::new();
+            push_bookkeeping(&mut also, &self.request.also, ms(now));
+            return Ok(Step::Done(also));
+        }
+        let mut plan = self.rules.plan(&self.request.inquiry, &ctx, now);
+        let contact_id = plan.contact.id().to_owned();
+        // PostgreSQL: the lead is written now, its owner chosen in a second round.
+        if let (LeadStep::Open { lead_id, team, .. }, Some(route)) = (&mut plan.lead, &self.request.team)
+            && backend == Backend::Postgres
+        {
+            *team = Some((route.id.clone(), 0));
+            self.outcome = Some(Outcome::Created { lead_id: lead_id.clone(), contact_id, owner: None });
+            let writes = self.write(&plan, &[], ms(now));
+            let (reads, members) = team_reads(backend, &route.id);
+            self.phase = Phase::Routing { members, plan: Box::new(plan), ctx: Box::new(ctx), now };
+            return Ok(Step::More { writes, reads });
+        }
+        let events = self.rules.events(&self.request.inquiry, &plan, &ctx, ms(now));
+        let writes = self.write(&plan, &events, ms(now));
+        self.outcome = Some(match plan.lead {
+            LeadStep::Join { lead_id, .. } => Outcome::Joined { lead_id, contact_id },
+            LeadStep::Open { lead_id, owner, .. } => {
+                Outcome::Created { lead_id, contact_id, owner: owner.map(|o| o.rep_id) }
+            }
+        });
+        Ok(Step::Done(writes))
+    }
+
+    /// PostgreSQL's second round: the team is locked and read; choose and record the owner.
+    fn decide_owner(
+        &mut self,
+        rows: &BatchRows,
+        members: usize,
+        mut plan: Plan,
+        mut ctx: Context,
+        now: Timestamp,
+    ) -> Result<Step> {
+        let route = self.request.team.as_ref().ok_or_else(|| StoreError::Corrupt("team vanished".into()))?;
+        let team = parse_team(rows, members, route)?;
+        let owner = self.rules.owner(&team, ctx.previous_owner.as_ref(), now);
+        let seq = team.seq + 1;
+        let LeadStep::Open { lead_id, .. } = &plan.lead else {
+            return Err(StoreError::Corrupt("routing a lead that is not new".into()));
+        };
+        let lead_id = lead_id.clone();
+        plan.lead =
+            LeadStep::Open { lead_id: lead_id.clone(), team: Some((team.id.clone(), seq)), owner: owner.clone() };
+        ctx.team = Some(team);
+        let events = self.rules.events(&self.request.inquiry, &plan, &ctx, ms(now));
+        let writes =
+            assignment_writes(&lead_id, owner.as_ref().map(|o| (o, (route.id.as_str(), seq))), &events, ms(now));
+        if let Some(Outcome::Created { owner: slot, .. }) = &mut self.outcome {
+            *slot = owner.map(|o| o.rep_id);
+        }
+        Ok(Step::Done(writes))
+    }
+}
+
+impl UnitOfWork for IntakeUnit {
+    fn reads(&mut self, backend: Backend) -> Batch {
+        // SQLite has one writer: the team's state is read up front, no lock needed.
+        let team = match backend {
+            Backend::Sqlite => self.request.team.as_ref().map(|t| t.id.as_str()),
+            Backend::Postgres => None,
+        };
+        let i = &self.request.inquiry;
+        let (batch, queries) =
+            context_reads(backend, i.channel.as_str(), &i.external_id, &i.identities, &i.thread, team);
+        self.phase = Phase::Context { queries, backend };
+        batch
+    }
+
+    fn decide(&mut self, rows: BatchRows) -> Result<Step> {
+        match std::mem::replace(&mut self.phase, Phase::Start) {
+            Phase::Start => Err(StoreError::Corrupt("decide before reads".into())),
+            Phase::Context { queries, backend } => self.decide_context(&rows, queries, backend),
+            Phase::Routing { members, plan, ctx, now } => self.decide_owner(&rows, members, *plan, *ctx, now),
+        }
+    }
+
+    fn finish(mut self: Box<Self>, result: Result<()>) {
+        let result = result.and_then(|()| self.outcome.take().ok_or_else(|| StoreError::Corrupt("no outcome".into())));
+        if let Some(reply) = self.reply.take() {
+            // The caller may have gone (client disconnected); the work is committed regardless.
+            let _ = reply.send(result);
+        }
     }
 }

@@ -3,18 +3,11 @@
 use super::batch::Batch;
 use super::rows::Col;
 use super::{Result, Store};
-
-/// Where a mailbox's reader is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cursor {
-    pub uidvalidity: u32,
-    pub last_uid: u32,
-}
+use crate::domain::Cursor;
 
 /// The statement that moves a mailbox's cursor to `uid` (never backwards within one
 /// UIDVALIDITY): written in the same transaction as the message it stands for.
-pub(crate) fn cursor_write(mailbox: &str, cursor: Cursor, now: i64) -> Batch {
-    let mut b = Batch::new();
+pub(super) fn push_cursor(b: &mut Batch, mailbox: &str, cursor: Cursor, now: i64) {
     b.exec(
         "INSERT INTO mailbox_cursors (mailbox_id, uidvalidity, last_uid, updated_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (mailbox_id) DO UPDATE SET \
@@ -23,7 +16,6 @@ pub(crate) fn cursor_write(mailbox: &str, cursor: Cursor, now: i64) -> Batch {
          uidvalidity = $2, updated_at = $4",
         vec![mailbox.into(), i64::from(cursor.uidvalidity).into(), i64::from(cursor.last_uid).into(), now.into()],
     );
-    b
 }
 
 impl Store {
@@ -58,7 +50,9 @@ impl Store {
     /// Moves the cursor past a message recorded some other way (a failed item).
     pub async fn advance_cursor(&self, mailbox: &str, cursor: Cursor, now: i64) -> Result<()> {
         let mut tx = self.begin().await?;
-        tx.run(cursor_write(mailbox, cursor, now)).await?;
+        let mut b = Batch::new();
+        push_cursor(&mut b, mailbox, cursor, now);
+        tx.run(b).await?;
         tx.commit().await
     }
 }

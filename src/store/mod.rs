@@ -31,16 +31,12 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{Any, AnyPool, ConnectOptions, Executor, SqlSafeStr, Transaction};
 
 pub use baseline::bare_insert_rate;
-pub(crate) use batch::{Batch, BatchRows};
+
 pub use contacts::{ContactDetail, ContactSummary, MergeOutcome};
 pub use history::{StatusChangeRow, TaskPatch, TaskRow};
-pub use inbound::{InboundItem, InboundMeta, InboundRecord, RAW_EXCERPT_BYTES, payload_sha256};
-pub(crate) use inbound::{mark_deliverable, mark_undeliverable, outbox_row};
-pub use intake::{ContextQueries, IntakeWrite, NewEvent, NewInteraction, SeenItem, TeamRef};
-pub(crate) use intake::{assignment_writes, context_reads, intake_writes, parse_context, parse_team, team_reads};
+pub use inbound::{InboundItem, InboundRecord, RAW_EXCERPT_BYTES, payload_sha256};
+pub use intake::{IntakeRequest, IntakeRules, NewEvent, NewInteraction, TeamRef};
 pub use leads::{LeadFilter, StatusChange};
-pub use mailboxes::Cursor;
-pub(crate) use mailboxes::cursor_write;
 pub use merges::{MergeReviewRow, MergeRow, Undone};
 pub use outbox::{OutboxMessage, OutboxRow};
 pub use reps::{RepPatch, RepRecord, RepSeed};
@@ -49,9 +45,8 @@ pub use sessions::SessionRow;
 pub use singleton::SingletonGuard;
 pub use stats::{Bucket, ExportRow, Percentiles, RepStats, SeriesPoint, Summary, SummaryQuery};
 pub use telegram::{TelegramContact, message_ref};
-pub(crate) use writer::{Step, UnitOfWork};
 // The store's own modules use these as `super::…`; everyone else takes them from `base`.
-use crate::base::{from_ms, new_id, token_hash};
+use crate::base::{from_ms, ms, new_id, token_hash};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -100,7 +95,7 @@ impl crate::base::retry::Conflict for StoreError {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
+pub(crate) enum Backend {
     Sqlite,
     Postgres,
 }
@@ -194,12 +189,13 @@ impl Store {
         }
     }
 
-    pub fn backend(&self) -> Backend {
-        self.backend
+    /// Whether this store is SQLite (one instance, one writer) rather than PostgreSQL.
+    pub fn is_sqlite(&self) -> bool {
+        self.backend == Backend::Sqlite
     }
 
     /// Runs a unit of work; its `finish` reports the result.
-    pub(crate) async fn perform(&self, unit: Box<dyn UnitOfWork>) {
+    async fn perform(&self, unit: Box<dyn writer::UnitOfWork>) {
         match &self.writer {
             Some(writer) => {
                 if let Err(refused) = writer.send(unit).await {

@@ -46,7 +46,7 @@ impl Store {
     /// future: a worker that dies mid-send leaves them to be retried after the lease. Several
     /// instances claim disjoint sets (`SKIP LOCKED`).
     pub async fn claim_outbox(&self, now: i64, lease_ms: i64, limit: i64) -> Result<Vec<OutboxMessage>> {
-        let skip_locked = match self.backend() {
+        let skip_locked = match self.backend {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
         };

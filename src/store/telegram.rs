@@ -70,8 +70,11 @@ impl Store {
 
     /// A send to the prospect failed because they blocked the bot.
     pub async fn mark_telegram_unreachable(&self, user_id: i64, now: i64) -> Result<()> {
+        let Ok(who) = crate::domain::identity::TelegramUserId::new(user_id) else { return Ok(()) };
+        let mut b = super::batch::Batch::new();
+        super::inbound::push_undeliverable(&mut b, &who.into(), now);
         let mut tx = self.begin().await?;
-        tx.run(super::mark_undeliverable("telegram", &user_id.to_string(), now)).await?;
+        tx.run(b).await?;
         tx.commit().await
     }
 

@@ -294,7 +294,7 @@ async fn replay_processes_failed_items_again() {
         let mut settings = leadrouter::settings::Settings::from_toml(BASE_CONFIG).expect("config");
         settings.database.url = db.url.clone();
         let store = leadrouter::app::prepare_store(&settings).await.expect("store");
-        let meta = leadrouter::store::InboundMeta {
+        let meta = leadrouter::domain::InboundMeta {
             form_id: Some("contact".into()),
             content_type: Some("application/json".into()),
             ..Default::default()

@@ -161,7 +161,7 @@ async fn a_failed_update_is_replayed_through_the_channel(db: Db) {
     let app = TestApp::spawn(db, &bot.config("webhook")).await;
     // As if the database had failed while the update was handled.
     let raw = serde_json::to_vec(&fixture("private_text")).expect("json");
-    let meta = leadrouter::store::InboundMeta::default();
+    let meta = leadrouter::domain::InboundMeta::default();
     let id = app
         .store()
         .record_failed_inbound("telegram", "update:870001001", &meta, &raw, "database is locked", 0)

@@ -16,9 +16,10 @@ use self::parse::{MailboxContext, Verdict};
 use super::status::{ChannelStatus, State};
 use crate::base::ms;
 use crate::base::retry::{backoff, sleep_or_cancel};
+use crate::domain::{Bookkeeping, Cursor, Identity, InboundMeta};
 use crate::intake::{Intake, IntakeError, RawItem};
 use crate::settings::{ImapSettings, Settings};
-use crate::store::{Cursor, InboundMeta, InboundRecord, cursor_write, mark_undeliverable};
+use crate::store::InboundRecord;
 
 /// Messages fetched per round trip.
 const FETCH_BATCH: usize = 500;
@@ -200,7 +201,8 @@ impl MailboxReader {
                 Some(inquiry) => {
                     span.record("external_id", inquiry.external_id.as_str());
                     let raw = RawItem::new(&meta, &m.raw);
-                    return match self.intake.submit_with(&inquiry, raw, cursor_write(&s.id, cursor, now)).await {
+                    let also = vec![Bookkeeping::MailboxCursor { mailbox: s.id.clone(), cursor }];
+                    return match self.intake.submit_with(&inquiry, raw, also).await {
                         Ok(outcome) => {
                             if let Some(id) = outcome.lead_id() {
                                 span.record("lead_id", id);
@@ -234,11 +236,11 @@ impl MailboxReader {
         tracing::info!(reason = %reason, "mail skipped");
         let skipped =
             InboundRecord { channel: "email", external_id: &message_id, meta: &meta, payload: &m.raw, reason: &reason };
-        let mut also = cursor_write(&s.id, cursor, now);
-        for address in &undeliverable {
-            also.append(mark_undeliverable("email", address, now));
-        }
-        self.intake.store.record_skipped(&skipped, also, now).await.map_err(unavailable)
+        let mut also = vec![Bookkeeping::MailboxCursor { mailbox: s.id.clone(), cursor }];
+        also.extend(
+            undeliverable.iter().filter_map(|a| Identity::parse("email", a, None).ok()).map(Bookkeeping::Undeliverable),
+        );
+        self.intake.store.record_skipped(&skipped, &also, now).await.map_err(unavailable)
     }
 }
 

@@ -23,8 +23,9 @@ use crate::base::ms;
 use crate::base::retry::{backoff, sleep_or_cancel};
 use crate::domain::identity::TelegramUserId;
 use crate::domain::{Attachment, Channel, EmailAddress, Identity, Inquiry, Message, PhoneE164, Source};
+use crate::domain::{Bookkeeping, InboundMeta, Reply};
 use crate::intake::{Intake, IntakeError, RawItem};
-use crate::store::{Batch, InboundMeta, InboundRecord, StoreError, mark_deliverable, mark_undeliverable, outbox_row};
+use crate::store::{InboundRecord, StoreError};
 
 const WORKER: &str = "telegram";
 const ALLOWED_UPDATES: [&str; 4] = ["message", "edited_message", "callback_query", "my_chat_member"];
@@ -224,10 +225,10 @@ impl TelegramChannel {
             payload: bytes,
             reason,
         };
-        let skip = |reason: &'static str, also: Batch| async move {
+        let skip = |reason: &'static str, also: Vec<Bookkeeping>| async move {
             metrics::counter!("leadrouter_inquiries_total", "channel" => "telegram", "outcome" => "skipped")
                 .increment(1);
-            self.intake.store.record_skipped(&record(reason), also, now).await.map_err(storage)
+            self.intake.store.record_skipped(&record(reason), &also, now).await.map_err(storage)
         };
         match event {
             TelegramEvent::Message(m) => {
@@ -239,17 +240,17 @@ impl TelegramChannel {
                 }
                 let inquiry = self.inquiry(&key, &m);
                 // Writing to us again means they unblocked the bot.
-                let mut also = mark_deliverable("telegram", &m.from.id.to_string());
+                let mut also: Vec<Bookkeeping> =
+                    TelegramUserId::new(m.from.id).map(|id| Bookkeeping::Deliverable(id.into())).into_iter().collect();
                 if m.start_payload.is_some() {
-                    also.append(outbox_row(
-                        "telegram",
-                        &format!("welcome:{}", m.chat_id),
-                        &key,
-                        "telegram.welcome",
-                        None,
-                        &json!({}),
-                        now,
-                    ));
+                    also.push(Bookkeeping::Reply(Reply {
+                        kind: "telegram",
+                        target: format!("welcome:{}", m.chat_id),
+                        key: key.clone(),
+                        label: "telegram.welcome",
+                        lead_id: None,
+                        payload: json!({}),
+                    }));
                 }
                 match self.intake.submit_with(&inquiry, RawItem::new(&meta, bytes), also).instrument(span.clone()).await
                 {
@@ -274,12 +275,14 @@ impl TelegramChannel {
             }
             TelegramEvent::Blocked { user_id } => {
                 tracing::info!(parent: &span, "the user blocked the bot: marked unreachable");
-                skip("blocked", mark_undeliverable("telegram", &user_id.to_string(), now)).await
+                let also =
+                    TelegramUserId::new(user_id).map(|id| Bookkeeping::Undeliverable(id.into())).into_iter().collect();
+                skip("blocked", also).await
             }
             TelegramEvent::Callback { id, from, chat_id, message_id, data } => {
                 self.button(&record("button"), &id, &from, chat_id.zip(message_id), &data).instrument(span).await
             }
-            TelegramEvent::Ignored { reason } => skip(reason, Batch::new()).await,
+            TelegramEvent::Ignored { reason } => skip(reason, Vec::new()).await,
         }
     }
 

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::render::{Keyboard, View};
-use crate::store::{Batch, outbox_row};
+use crate::domain::{Bookkeeping, Reply};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "do", rename_all = "snake_case")]
@@ -54,14 +54,21 @@ impl Outgoing {
     }
 }
 
-/// The outbox rows for what update `key` makes the bot do.
-pub(crate) fn rows(key: &str, out: &[Outgoing], now: i64) -> Batch {
-    let mut b = Batch::new();
-    for (n, o) in out.iter().enumerate() {
-        let payload = serde_json::to_value(o).unwrap_or_default();
-        b.append(outbox_row("telegram", &o.target(), &format!("{key}#{n}"), o.event_type(), o.lead(), &payload, now));
-    }
-    b
+/// The outbox messages for what update `key` makes the bot do.
+pub(crate) fn replies(key: &str, out: &[Outgoing]) -> Vec<Bookkeeping> {
+    out.iter()
+        .enumerate()
+        .map(|(n, o)| {
+            Bookkeeping::Reply(Reply {
+                kind: "telegram",
+                target: o.target(),
+                key: format!("{key}#{n}"),
+                label: o.event_type(),
+                lead_id: o.lead().map(str::to_owned),
+                payload: serde_json::to_value(o).unwrap_or_default(),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -98,15 +98,13 @@ impl TelegramChannel {
             }
             match self.run(&mut tx, &work, now).await {
                 Ok(done) => {
-                    let mut b = outgoing::rows(rec.external_id, &done.out, now);
-                    if let Some(lead) = &done.lead_id {
-                        b.exec(
-                            "UPDATE inbound_items SET lead_id = $1 WHERE channel = $2 AND external_id = $3",
-                            vec![lead.into(), rec.channel.into(), rec.external_id.into()],
-                        );
+                    let replies = outgoing::replies(rec.external_id, &done.out);
+                    let mut written = tx.write_bookkeeping(&replies, now).await;
+                    if let (Ok(()), Some(lead)) = (&written, &done.lead_id) {
+                        written = tx.link_inbound_item(rec.channel, rec.external_id, lead).await;
                     }
-                    let committed = match tx.run(b).await {
-                        Ok(_) => tx.commit().await,
+                    let committed = match written {
+                        Ok(()) => tx.commit().await,
                         Err(e) => Err(e),
                     };
                     match committed {
@@ -126,8 +124,8 @@ impl TelegramChannel {
                 Err(Refusal::Said(out)) => {
                     drop(tx);
                     let refused = InboundRecord { reason: "refused", ..*rec };
-                    let also = outgoing::rows(rec.external_id, &out, now);
-                    store.record_skipped(&refused, also, now).await.map_err(storage)?;
+                    let also = outgoing::replies(rec.external_id, &out);
+                    store.record_skipped(&refused, &also, now).await.map_err(storage)?;
                     self.intake.outbox_wakeup.notify_one();
                     return Ok(());
                 }
