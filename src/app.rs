@@ -13,6 +13,7 @@ use crate::channels::email::MailboxReader;
 use crate::channels::status::ChannelStatus;
 use crate::channels::telegram::{TelegramChannel, TelegramError};
 use crate::http::{AppState, ConnectionLimits, router, serve};
+use crate::inbox::Inbox;
 use crate::intake::Intake;
 use crate::notify::Notifiers;
 use crate::outbox::OutboxWorker;
@@ -23,7 +24,8 @@ pub struct App {
     listener: TcpListener,
     intake: Intake,
     settings: Arc<Settings>,
-    telegram: Option<Arc<TelegramChannel>>,
+    inbox: Inbox,
+    telegram: Option<Arc<TelegramChannel<Inbox>>>,
 }
 
 /// Connects, migrates and applies the config's reps: everything `serve` and `migrate` share.
@@ -104,8 +106,13 @@ impl App {
         }
         let settings = Arc::new(settings);
         let intake = Intake::new(store, settings.clone());
-        let telegram = if settings.telegram.enabled { Some(Arc::new(start_telegram(&intake).await?)) } else { None };
-        Ok(App { listener, intake, settings, telegram })
+        let inbox = Inbox::new(intake.clone());
+        let telegram = if settings.telegram.enabled {
+            Some(Arc::new(start_telegram(&settings, inbox.clone()).await?))
+        } else {
+            None
+        };
+        Ok(App { listener, intake, inbox, settings, telegram })
     }
 
     pub fn port(&self) -> u16 {
@@ -133,7 +140,7 @@ impl App {
             tasks.spawn(async move { telegram.run_polling(status, cancel).await });
         }
         for mailbox in &self.settings.imap {
-            let reader = MailboxReader::new(mailbox.clone(), self.intake.clone(), status.clone());
+            let reader = MailboxReader::new(&self.settings, mailbox.clone(), self.inbox.clone(), status.clone());
             tasks.spawn(reader.run(cancel.child_token()));
         }
 
@@ -227,8 +234,9 @@ fn connection_limits(settings: &Settings) -> ConnectionLimits {
 
 /// Checks the bot token (a refused token is a start-up error; an unreachable Telegram is
 /// not: the poller retries) and, in webhook mode, registers the webhook.
-async fn start_telegram(intake: &Intake) -> anyhow::Result<TelegramChannel> {
-    let channel = TelegramChannel::new(intake.clone());
+async fn start_telegram(settings: &Settings, inbox: Inbox) -> anyhow::Result<TelegramChannel<Inbox>> {
+    let channel = TelegramChannel::new(&settings.telegram, &settings.server.public_url, inbox)
+        .context("building the Telegram client")?;
     match channel.check_token().await {
         Ok(username) => tracing::info!(bot = %username, "Telegram bot ready"),
         Err(TelegramError::Unauthorized) => {
@@ -236,7 +244,7 @@ async fn start_telegram(intake: &Intake) -> anyhow::Result<TelegramChannel> {
         }
         Err(e) => tracing::warn!(error = %e, "Telegram is not reachable yet; retrying in the background"),
     }
-    if intake.settings.telegram.mode == TelegramMode::Webhook
+    if settings.telegram.mode == TelegramMode::Webhook
         && let Err(e) = channel.set_webhook().await
     {
         tracing::warn!(error = %e, "setWebhook failed; Telegram keeps the webhook it had");

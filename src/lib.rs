@@ -7,11 +7,14 @@
 
 pub mod app;
 pub mod base;
+pub mod cards;
 pub mod channels;
+pub mod console;
 pub mod domain;
 pub mod events;
 pub mod followup;
 pub mod http;
+pub mod inbox;
 pub mod intake;
 pub mod merges;
 pub mod notify;

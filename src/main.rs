@@ -113,7 +113,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut failures = 0;
             for id in &ids {
                 match leadrouter::replay::replay(&intake, id).await {
-                    Ok(outcome) => println!("{id}: ok, lead {}", outcome.lead_id().unwrap_or("-")),
+                    Ok(lead) => println!("{id}: ok, lead {}", lead.as_deref().unwrap_or("-")),
                     Err(e) => {
                         failures += 1;
                         println!("{id}: {e}");

@@ -39,6 +39,7 @@ pub use serve::{ConnectionLimits, connection_budget, serve};
 
 use crate::channels::status::ChannelStatus;
 use crate::channels::telegram::TelegramChannel;
+use crate::inbox::Inbox;
 use crate::intake::Intake;
 use crate::settings::Settings;
 use crate::store::Store;
@@ -50,7 +51,7 @@ struct Inner {
     intake: Intake,
     metrics: Option<PrometheusHandle>,
     channels: ChannelStatus,
-    telegram: Option<Arc<TelegramChannel>>,
+    telegram: Option<Arc<TelegramChannel<Inbox>>>,
     /// sha256 of each admin token: compared in constant time, never kept in clear.
     admin_token_hashes: Vec<[u8; 32]>,
     form_limiter: DefaultKeyedRateLimiter<IpAddr>,
@@ -62,7 +63,7 @@ impl AppState {
         intake: Intake,
         metrics: Option<PrometheusHandle>,
         channels: ChannelStatus,
-        telegram: Option<Arc<TelegramChannel>>,
+        telegram: Option<Arc<TelegramChannel<Inbox>>>,
     ) -> Self {
         use secrecy::ExposeSecret;
         let settings = &intake.settings;

@@ -45,9 +45,14 @@ async fn rep_link(
     if state.store().rep(&id).await?.is_none() {
         return Err(ApiError::NotFound("rep"));
     }
-    let (url, expires_at) = channel.rep_link(&id).await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    let expires_at = crate::base::from_ms(expires_at).to_string();
-    Ok((StatusCode::CREATED, axum::Json(RepLink { url, expires_at })))
+    let username = channel.username().await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    // Only the code's hash is stored: a copy of the database hands out no working links.
+    let code = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, rand::random::<[u8; 18]>());
+    let now = crate::base::ms(jiff::Timestamp::now());
+    let expires_at = now.saturating_add(state.settings().telegram.link_ttl.as_millis_i64());
+    state.store().create_rep_link(&id, &crate::base::token_hash(&code), expires_at, now).await?;
+    let url = format!("https://t.me/{username}?start=link-{code}");
+    Ok((StatusCode::CREATED, axum::Json(RepLink { url, expires_at: crate::base::from_ms(expires_at).to_string() })))
 }
 
 #[utoipa::path(post, path = "/telegram/webhook", tag = "telegram",
@@ -70,7 +75,6 @@ async fn webhook(State(state): State<AppState>, req: Request) -> ApiResult<Statu
         return Err(ApiError::Unauthorized("missing or wrong X-Telegram-Bot-Api-Secret-Token".into()));
     }
     let body = read_body(req, state.settings().server.max_body_bytes).await?;
-    let raw: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-    channel.handle(&raw, &body).await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    channel.handle(body.to_vec()).await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
     Ok(StatusCode::OK)
 }

@@ -18,8 +18,8 @@ use teloxide::{ApiError, RequestError};
 
 use super::{NotifyError, hears_by};
 use crate::base::ms;
-use crate::channels::telegram::outgoing::Outgoing;
-use crate::channels::telegram::render::{self, Keyboard, LeadFacts, View};
+use crate::cards::outgoing::Outgoing;
+use crate::cards::telegram::{self as render, Keyboard, LeadFacts, View};
 use crate::events::{ALERT_TARGET, LEAD_CREATED, REP_TARGET, TEAM_TARGET};
 use crate::settings::{NotifyVia, Settings};
 use crate::store::{IdentityRow, InteractionRow, LeadRow, OutboxMessage, Store, message_ref};

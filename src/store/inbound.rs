@@ -113,10 +113,21 @@ impl Tx {
 }
 
 impl Store {
+    /// Writes what a channel learned with an item recorded some other way (a failed item), in
+    /// a transaction of its own.
+    pub async fn write_bookkeeping(&self, items: &[Bookkeeping], now: i64) -> Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        tx.write_bookkeeping(items, now).await?;
+        tx.commit().await
+    }
+
     /// Records an edit of a message already on a timeline (found by its own external id),
     /// idempotently under the edit's key.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn record_edit(
+    pub async fn record_edit(
         &self,
         channel: &str,
         key: &str,

@@ -46,13 +46,4 @@ impl Store {
         .await?;
         tx.commit().await
     }
-
-    /// Moves the cursor past a message recorded some other way (a failed item).
-    pub async fn advance_cursor(&self, mailbox: &str, cursor: Cursor, now: i64) -> Result<()> {
-        let mut tx = self.begin().await?;
-        let mut b = Batch::new();
-        push_cursor(&mut b, mailbox, cursor, now);
-        tx.run(b).await?;
-        tx.commit().await
-    }
 }

@@ -37,6 +37,9 @@ pub enum ImapError {
     Protocol(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// What was read could not be committed: the reader stops, and reads it again later.
+    #[error(transparent)]
+    Unavailable(#[from] crate::channels::Unavailable),
 }
 
 impl From<async_imap::error::Error> for ImapError {

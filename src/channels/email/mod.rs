@@ -1,6 +1,7 @@
 //! The email channel: each `[[imap]]` mailbox is read by one worker that fetches new mail by
-//! UID, turns inquiries into leads and records everything else as skipped, advancing the
-//! mailbox's cursor in the same transaction, and only then flags or moves the message.
+//! UID, decodes each message (`decode`, pure: inquiry, skipped with its reason, or unreadable)
+//! and hands it to the inlet with the mailbox's cursor, which moves in the same transaction;
+//! only then is the message flagged or moved.
 
 pub mod imap;
 pub mod normalise;
@@ -14,12 +15,10 @@ use tracing::Instrument;
 use self::imap::{Fetched, ImapError, ImapSession, timed};
 use self::parse::{MailboxContext, Verdict};
 use super::status::{ChannelStatus, State};
-use crate::base::ms;
+use super::{Decoded, Inlet, Item};
 use crate::base::retry::{backoff, sleep_or_cancel};
-use crate::domain::{Bookkeeping, Cursor, Identity, InboundMeta};
-use crate::intake::{Intake, IntakeError, RawItem};
+use crate::domain::{Bookkeeping, Channel, Cursor, Identity, InboundMeta};
 use crate::settings::{ImapSettings, Settings};
-use crate::store::InboundRecord;
 
 /// Messages fetched per round trip.
 const FETCH_BATCH: usize = 500;
@@ -28,19 +27,19 @@ const IDLE_RENEW: Duration = Duration::from_secs(25 * 60);
 /// Retry pause after refused credentials: visible, but without hammering the server.
 const AUTH_RETRY: Duration = Duration::from_secs(300);
 
-pub struct MailboxReader {
+pub struct MailboxReader<I> {
     settings: ImapSettings,
-    intake: Intake,
+    inlet: I,
     status: ChannelStatus,
     /// Addresses that are us: the mailbox's own, and our notification sender.
     own: Vec<String>,
     region: Option<crate::domain::Region>,
 }
 
-impl MailboxReader {
-    pub fn new(settings: ImapSettings, intake: Intake, status: ChannelStatus) -> Self {
-        let (own, region) = reading_context(&intake.settings, &settings);
-        MailboxReader { settings, intake, status, own, region }
+impl<I: Inlet> MailboxReader<I> {
+    pub fn new(all: &Settings, settings: ImapSettings, inlet: I, status: ChannelStatus) -> Self {
+        let (own, region) = reading_context(all, &settings);
+        MailboxReader { settings, inlet, status, own, region }
     }
 
     fn worker(&self) -> String {
@@ -53,7 +52,7 @@ impl MailboxReader {
         self.status.set(&worker, State::Starting, None);
         let mut failures: u32 = 0;
         while !cancel.is_cancelled() {
-            let lock = match self.intake.store.try_singleton(&worker).await {
+            let lock = match self.inlet.hold(&worker).await {
                 Ok(Some(lock)) => lock,
                 Ok(None) => {
                     // Another instance reads this mailbox; take over if it goes away.
@@ -145,9 +144,7 @@ impl MailboxReader {
         uidvalidity: u32,
         uid_next: Option<u32>,
     ) -> Result<u32, ImapError> {
-        let store = &self.intake.store;
-        let unavailable = |e: crate::store::StoreError| ImapError::Protocol(format!("storage: {e}"));
-        let cursor = store.mailbox_cursor(&self.settings.id).await.map_err(unavailable)?;
+        let cursor = self.inlet.cursor(&self.settings.id).await?;
         if let Some(c) = cursor.filter(|c| c.uidvalidity == uidvalidity) {
             return Ok(c.last_uid);
         }
@@ -168,11 +165,7 @@ impl MailboxReader {
                 None => uid_next.unwrap_or(1).saturating_sub(1),
             }
         };
-        let now = ms(jiff::Timestamp::now());
-        store
-            .reset_cursor(&self.settings.id, Cursor { uidvalidity, last_uid: last }, now)
-            .await
-            .map_err(unavailable)?;
+        self.inlet.reset_cursor(&self.settings.id, Cursor { uidvalidity, last_uid: last }).await?;
         Ok(last)
     }
 
@@ -192,55 +185,59 @@ impl MailboxReader {
     async fn ingest_in(&self, uidvalidity: u32, m: &Fetched, span: &tracing::Span) -> Result<(), ImapError> {
         let s = &self.settings;
         let ctx = MailboxContext { own_addresses: &self.own, default_region: self.region };
-        let cursor = Cursor { uidvalidity, last_uid: m.uid };
-        let meta = InboundMeta { mailbox: Some(s.id.clone()), ..Default::default() };
-        let now = ms(jiff::Timestamp::now());
-        let unavailable = |e: crate::store::StoreError| ImapError::Protocol(format!("storage: {e}"));
-        let (message_id, reason, undeliverable) = match parse::parse(&m.raw, &ctx) {
-            Ok(Verdict::Inquiry(mail)) => match normalise::to_inquiry(&s.id, &mail, m.internal_ms) {
-                Some(inquiry) => {
-                    span.record("external_id", inquiry.external_id.as_str());
-                    let raw = RawItem::new(&meta, &m.raw);
-                    let also = vec![Bookkeeping::MailboxCursor { mailbox: s.id.clone(), cursor }];
-                    return match self.intake.submit_with(&inquiry, raw, also).await {
-                        Ok(outcome) => {
-                            if let Some(id) = outcome.lead_id() {
-                                span.record("lead_id", id);
-                            }
-                            Ok(())
-                        }
-                        // Recorded as a failed item, replayable: move on.
-                        Err(IntakeError::Failed { .. }) => {
-                            self.intake.store.advance_cursor(&s.id, cursor, now).await.map_err(unavailable)
-                        }
-                        Err(IntakeError::Unavailable(e)) => Err(unavailable(e)),
-                    };
-                }
-                None => (mail.message_id.clone(), "no_sender".to_owned(), Vec::new()),
-            },
-            Ok(Verdict::Skip { reason, message_id, undeliverable }) => {
-                (message_id, reason.as_str().to_owned(), undeliverable)
+        let mut item = decode(&s.id, &m.raw, &ctx, m.internal_ms);
+        if matches!(item.decoded, Decoded::Unreadable { .. }) {
+            item.key = format!("uid:{}:{uidvalidity}:{}", s.id, m.uid);
+        }
+        span.record("external_id", item.key.as_str());
+        // The cursor moves past the message in its own transaction, whatever it turned out to be.
+        let cursor =
+            Bookkeeping::MailboxCursor { mailbox: s.id.clone(), cursor: Cursor { uidvalidity, last_uid: m.uid } };
+        match &mut item.decoded {
+            Decoded::Inquiry { also, .. } | Decoded::Skipped { also, .. } | Decoded::Unreadable { also, .. } => {
+                also.insert(0, cursor);
             }
-            Err(e) => {
-                let key = format!("uid:{}:{uidvalidity}:{}", s.id, m.uid);
-                tracing::warn!(error = %e, "unparseable message recorded as failed");
-                self.intake
-                    .store
-                    .record_failed_inbound("email", &key, &meta, &m.raw, &e.to_string(), now)
-                    .await
-                    .map_err(unavailable)?;
-                return self.intake.store.advance_cursor(&s.id, cursor, now).await.map_err(unavailable);
+            Decoded::Edited { .. } | Decoded::Telegram(_) => {}
+        }
+        if let Some(lead) = self.inlet.take(item).await? {
+            span.record("lead_id", lead.as_str());
+        }
+        Ok(())
+    }
+}
+
+/// What a message from mailbox `mailbox_id` is, keyed by its Message-ID (or content hash).
+/// `received_ms` is the server's arrival time, when known.
+pub fn decode(mailbox_id: &str, raw: &[u8], ctx: &MailboxContext<'_>, received_ms: Option<i64>) -> Item {
+    let meta = InboundMeta { mailbox: Some(mailbox_id.to_owned()), ..Default::default() };
+    let item = |key: String, decoded| Item {
+        channel: Channel::Email,
+        key,
+        meta: meta.clone(),
+        payload: raw.to_vec(),
+        decoded,
+    };
+    match parse::parse(raw, ctx) {
+        Ok(Verdict::Inquiry(mail)) => match normalise::to_inquiry(mailbox_id, &mail, received_ms) {
+            Some(inquiry) => {
+                let key = inquiry.external_id.clone();
+                item(key, Decoded::Inquiry { inquiry: Box::new(inquiry), also: Vec::new() })
             }
-        };
-        metrics::counter!("leadrouter_inquiries_total", "channel" => "email", "outcome" => "skipped").increment(1);
-        tracing::info!(reason = %reason, "mail skipped");
-        let skipped =
-            InboundRecord { channel: "email", external_id: &message_id, meta: &meta, payload: &m.raw, reason: &reason };
-        let mut also = vec![Bookkeeping::MailboxCursor { mailbox: s.id.clone(), cursor }];
-        also.extend(
-            undeliverable.iter().filter_map(|a| Identity::parse("email", a, None).ok()).map(Bookkeeping::Undeliverable),
-        );
-        self.intake.store.record_skipped(&skipped, &also, now).await.map_err(unavailable)
+            None => item(mail.message_id.clone(), Decoded::Skipped { reason: "no_sender".into(), also: Vec::new() }),
+        },
+        Ok(Verdict::Skip { reason, message_id, undeliverable }) => {
+            let also = undeliverable
+                .iter()
+                .filter_map(|a| Identity::parse("email", a, None).ok())
+                .map(Bookkeeping::Undeliverable)
+                .collect();
+            item(message_id, Decoded::Skipped { reason: reason.as_str().to_owned(), also })
+        }
+        Err(e) => {
+            use sha2::{Digest, Sha256};
+            let key = format!("sha256:{}", hex::encode(Sha256::digest(raw)));
+            item(key, Decoded::Unreadable { error: e.to_string(), also: Vec::new() })
+        }
     }
 }
 

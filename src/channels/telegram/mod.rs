@@ -1,14 +1,13 @@
-//! The Telegram channel: prospects write to the bot in private chats. Updates arrive through
-//! our own `getUpdates` loop (polling) or `POST /telegram/webhook`; either way an update is
-//! committed before Telegram hears that we have it: polling asks for the next offset only
-//! after the batch is stored, the webhook answers 200 only after commit. teloxide's own
-//! listeners confirm first and handle later, which loses updates on a crash.
+//! The Telegram channel: prospects (and reps) write to the bot. Updates arrive through our own
+//! `getUpdates` loop (polling) or `POST /telegram/webhook`; either way an update is committed
+//! before Telegram hears that we have it: polling asks for the next offset only after the
+//! batch is stored, the webhook answers 200 only after commit. teloxide's own listeners
+//! confirm first and handle later, which loses updates on a crash. `decode` is pure: the
+//! live paths and `replay` share it; whether a sender is a rep is the application's to say.
 
-pub mod outgoing;
 pub mod parse;
-pub mod render;
-mod reps;
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
@@ -17,15 +16,15 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use self::parse::{ProspectMessage, TelegramEvent, deep_link_source};
+use self::parse::{ProspectMessage, TelegramEvent, TgUser, deep_link_source};
 use super::status::{ChannelStatus, State};
-use crate::base::ms;
+use super::{Decoded, Inlet, Item, Unavailable};
 use crate::base::retry::{backoff, sleep_or_cancel};
 use crate::domain::identity::TelegramUserId;
-use crate::domain::{Attachment, Channel, EmailAddress, Identity, Inquiry, Message, PhoneE164, Source};
-use crate::domain::{Bookkeeping, InboundMeta, Reply};
-use crate::intake::{Intake, IntakeError, RawItem};
-use crate::store::{InboundRecord, StoreError};
+use crate::domain::{
+    Attachment, Bookkeeping, Channel, EmailAddress, Identity, InboundMeta, Inquiry, Message, PhoneE164, Reply, Source,
+};
+use crate::settings::TelegramSettings;
 
 const WORKER: &str = "telegram";
 const ALLOWED_UPDATES: [&str; 4] = ["message", "edited_message", "callback_query", "my_chat_member"];
@@ -42,27 +41,46 @@ pub enum TelegramError {
     Api { code: i64, description: String },
     #[error(transparent)]
     Http(#[from] reqwest::Error),
-    /// Storage is unavailable: the update is not committed and must not be confirmed.
-    #[error("storage unavailable: {0}")]
-    Storage(String),
+    /// The update is not committed and must not be confirmed.
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
 }
 
-/// The bot's side of intake, shared by the poller and the webhook handler.
-pub struct TelegramChannel {
-    intake: Intake,
+/// Something a person did in the bot that may be a rep's, as the application receives it.
+#[derive(Debug)]
+pub enum Input {
+    /// A private message: a rep's command or reply, or else the prospect's `inquiry` (with
+    /// what comes with it: reachable again, the welcome for `/start`).
+    Message { message: Box<ProspectMessage>, inquiry: Box<Inquiry>, also: Vec<Bookkeeping> },
+    /// A button pressed on one of our messages (`at`: its chat and message).
+    Button { callback: String, from: TgUser, at: Option<(i64, i32)>, data: String },
+    /// `/start link-<code>`: a rep linking their chat.
+    Link { chat_id: i64, code: String },
+}
+
+/// The bot: reads updates (polling or webhook) and hands them to the inlet.
+pub struct TelegramChannel<I> {
+    inlet: I,
+    settings: TelegramSettings,
+    public_url: String,
     http: reqwest::Client,
     base: String,
-    bot_username: std::sync::OnceLock<String>,
+    bot_username: Arc<OnceLock<String>>,
 }
 
-impl TelegramChannel {
-    pub fn new(intake: Intake) -> Self {
-        let settings = &intake.settings.telegram;
-        let http = reqwest::Client::builder()
-            .timeout(settings.poll_timeout.0 + Duration::from_secs(15))
-            .build()
-            .unwrap_or_default();
-        TelegramChannel { base: settings.bot_base(), intake, http, bot_username: std::sync::OnceLock::new() }
+impl<I: Inlet> TelegramChannel<I> {
+    /// `public_url` is where Telegram reaches the webhook (`server.public_url`).
+    pub fn new(settings: &TelegramSettings, public_url: &str, inlet: I) -> Result<Self, TelegramError> {
+        // Long polls wait `poll_timeout`; a request must be allowed longer than that.
+        let http = reqwest::Client::builder().timeout(settings.poll_timeout.0 + Duration::from_secs(15)).build()?;
+        Ok(TelegramChannel {
+            base: settings.bot_base(),
+            settings: settings.clone(),
+            public_url: public_url.to_owned(),
+            inlet,
+            http,
+            bot_username: Arc::new(OnceLock::new()),
+        })
     }
 
     /// Calls a Bot API method with JSON parameters.
@@ -91,33 +109,19 @@ impl TelegramChannel {
         Ok(username)
     }
 
-    /// A one-time deep link that makes whoever opens it rep `rep_id` in Telegram, and when it
-    /// expires. Only the code's hash is stored.
-    pub async fn rep_link(&self, rep_id: &str) -> Result<(String, i64), TelegramError> {
-        let username = match self.bot_username.get() {
-            Some(name) => name.clone(),
-            None => self.check_token().await?,
-        };
-        let code =
-            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, rand::random::<[u8; 18]>());
-        let now = ms(jiff::Timestamp::now());
-        let ttl = i64::try_from(self.intake.settings.telegram.link_ttl.0.as_millis()).unwrap_or(i64::MAX);
-        let expires_at = now.saturating_add(ttl);
-        let hash = hex::encode(Sha256::digest(code.as_bytes()));
-        self.intake
-            .store
-            .create_rep_link(rep_id, &hash, expires_at, now)
-            .await
-            .map_err(|e| TelegramError::Storage(e.to_string()))?;
-        Ok((format!("https://t.me/{username}?start=link-{code}"), expires_at))
+    /// The bot's username (asked once, then remembered): what `t.me` links name.
+    pub async fn username(&self) -> Result<String, TelegramError> {
+        match self.bot_username.get() {
+            Some(name) => Ok(name.clone()),
+            None => self.check_token().await,
+        }
     }
 
     /// Webhook mode: tells Telegram where to deliver (never deleted on shutdown: with several
     /// instances one stopping would cut the others off).
     pub async fn set_webhook(&self) -> Result<(), TelegramError> {
-        let settings = &self.intake.settings;
-        let url = format!("{}/telegram/webhook", settings.server.public_url.trim_end_matches('/'));
-        let secret = settings.telegram.webhook_secret.as_ref().map(|s| s.expose_secret().to_owned());
+        let url = format!("{}/telegram/webhook", self.public_url.trim_end_matches('/'));
+        let secret = self.settings.webhook_secret.as_ref().map(|s| s.expose_secret().to_owned());
         self.call("setWebhook", json!({"url": url, "secret_token": secret, "allowed_updates": ALLOWED_UPDATES}))
             .await
             .map(|_| ())
@@ -128,7 +132,7 @@ impl TelegramChannel {
         status.set(WORKER, State::Starting, None);
         let mut failures: u32 = 0;
         while !cancel.is_cancelled() {
-            let lock = match self.intake.store.try_singleton(WORKER).await {
+            let lock = match self.inlet.hold(WORKER).await {
                 Ok(Some(lock)) => lock,
                 Ok(None) => {
                     status.set(WORKER, State::Standby, None);
@@ -168,7 +172,7 @@ impl TelegramChannel {
         cancel: &CancellationToken,
         failures: &mut u32,
     ) -> Result<(), TelegramError> {
-        let timeout = self.intake.settings.telegram.poll_timeout.0.as_secs();
+        let timeout = self.settings.poll_timeout.0.as_secs();
         // Telegram keeps every update until a call asks with a higher offset: after a crash
         // the batch that was not confirmed comes again, and update ids make that a no-op.
         let mut offset: Option<i64> = None;
@@ -182,7 +186,7 @@ impl TelegramChannel {
             *failures = 0;
             for raw in updates.as_array().into_iter().flatten() {
                 let bytes = serde_json::to_vec(raw).unwrap_or_default();
-                self.handle(raw, &bytes).await?;
+                self.handle(bytes).await?;
                 if let Some(id) = raw["update_id"].as_i64() {
                     offset = Some(offset.map_or(id + 1, |o| o.max(id + 1)));
                 }
@@ -190,144 +194,119 @@ impl TelegramChannel {
         }
     }
 
-    /// Commits one update. `Err` only when storage is unavailable: then it must not be
+    /// Commits one update. `Err` only when it could not be committed: then it must not be
     /// confirmed to Telegram.
-    pub async fn handle(&self, raw: &Value, bytes: &[u8]) -> Result<(), TelegramError> {
-        let now = ms(jiff::Timestamp::now());
-        let key = match raw["update_id"].as_i64() {
-            Some(id) => format!("update:{id}"),
-            None => format!("sha256:{}", hex::encode(Sha256::digest(bytes))),
-        };
-        let span = tracing::info_span!("telegram", external_id = %key, lead_id = tracing::field::Empty);
-        let meta = InboundMeta::default();
-        let storage = |e: StoreError| TelegramError::Storage(e.to_string());
-        // NULs are dropped before anything reads the update: the same text on both backends,
-        // for prospects and for the reps' commands alike.
-        let mut clean = raw.clone();
-        crate::domain::text::strip_nul_json(&mut clean);
-        let event = match parse::parse_update(&clean) {
-            Ok((_, event)) => event,
-            Err(e) => {
-                tracing::warn!(parent: &span, error = %e, "unreadable update recorded as failed");
-                let store = &self.intake.store;
-                return store
-                    .record_failed_inbound("telegram", &key, &meta, bytes, &e.to_string(), now)
-                    .await
-                    .map(|_| ())
-                    .map_err(storage);
-            }
-        };
-        let (key_ref, meta_ref) = (&key, &meta);
-        let record = move |reason: &'static str| InboundRecord {
-            channel: "telegram",
-            external_id: key_ref,
-            meta: meta_ref,
-            payload: bytes,
-            reason,
-        };
-        let skip = |reason: &'static str, also: Vec<Bookkeeping>| async move {
-            metrics::counter!("leadrouter_inquiries_total", "channel" => "telegram", "outcome" => "skipped")
-                .increment(1);
-            self.intake.store.record_skipped(&record(reason), &also, now).await.map_err(storage)
-        };
-        match event {
-            TelegramEvent::Message(m) => {
-                if let Some(code) = m.start_payload.as_deref().and_then(|p| p.strip_prefix("link-")) {
-                    return self.link_rep(&record("link"), m.chat_id, code).instrument(span).await;
-                }
-                if let Some(rep) = self.intake.store.rep_in_telegram(m.from.id).await.map_err(storage)? {
-                    return self.rep_message(&record("rep"), &rep, &m).instrument(span).await;
-                }
-                let inquiry = self.inquiry(&key, &m);
-                // Writing to us again means they unblocked the bot.
-                let mut also: Vec<Bookkeeping> =
-                    TelegramUserId::new(m.from.id).map(|id| Bookkeeping::Deliverable(id.into())).into_iter().collect();
-                if m.start_payload.is_some() {
-                    also.push(Bookkeeping::Reply(Reply {
-                        kind: "telegram",
-                        target: format!("welcome:{}", m.chat_id),
-                        key: key.clone(),
-                        label: "telegram.welcome",
-                        lead_id: None,
-                        payload: json!({}),
-                    }));
-                }
-                match self.intake.submit_with(&inquiry, RawItem::new(&meta, bytes), also).instrument(span.clone()).await
-                {
-                    Ok(outcome) => {
-                        if let Some(id) = outcome.lead_id() {
-                            span.record("lead_id", id);
-                        }
-                        Ok(())
-                    }
-                    // Stored as a failed item: confirm it, `replay` retries it.
-                    Err(IntakeError::Failed { .. }) => Ok(()),
-                    Err(IntakeError::Unavailable(e)) => Err(storage(e)),
-                }
-            }
-            TelegramEvent::Edited(m) => {
-                let external = message_key(m.chat_id, m.message_id);
-                self.intake
-                    .store
-                    .record_edit("telegram", &key, &meta, bytes, &external, &m.text, now)
-                    .await
-                    .map_err(storage)
-            }
-            TelegramEvent::Blocked { user_id } => {
-                tracing::info!(parent: &span, "the user blocked the bot: marked unreachable");
-                let also =
-                    TelegramUserId::new(user_id).map(|id| Bookkeeping::Undeliverable(id.into())).into_iter().collect();
-                skip("blocked", also).await
-            }
-            TelegramEvent::Callback { id, from, chat_id, message_id, data } => {
-                self.button(&record("button"), &id, &from, chat_id.zip(message_id), &data).instrument(span).await
-            }
-            TelegramEvent::Ignored { reason } => skip(reason, Vec::new()).await,
+    pub async fn handle(&self, bytes: Vec<u8>) -> Result<(), Unavailable> {
+        let item = decode(bytes, self.bot_username.get().map(String::as_str));
+        let span = tracing::info_span!("telegram", external_id = %item.key, lead_id = tracing::field::Empty);
+        if let Some(lead) = self.inlet.take(item).instrument(span.clone()).await? {
+            span.record("lead_id", lead.as_str());
         }
+        Ok(())
     }
+}
 
-    fn inquiry(&self, key: &str, m: &ProspectMessage) -> Inquiry {
-        let mut identities: Vec<Identity> = Vec::new();
-        if let Ok(id) = TelegramUserId::new(m.from.id) {
-            identities.push(id.into());
+/// What an update is, keyed by its `update_id` (a content hash when it has none). `bot` is
+/// the bot's username, for the leads' source.
+pub fn decode(bytes: Vec<u8>, bot: Option<&str>) -> Item {
+    let raw: Result<Value, _> = serde_json::from_slice(&bytes);
+    let key = match raw.as_ref().ok().and_then(|r| r["update_id"].as_i64()) {
+        Some(id) => format!("update:{id}"),
+        None => format!("sha256:{}", hex::encode(Sha256::digest(&bytes))),
+    };
+    let decoded = match raw {
+        Ok(mut raw) => {
+            // NULs are dropped before anything reads the update: the same text on both
+            // backends, for prospects and for the reps' commands alike.
+            crate::domain::text::strip_nul_json(&mut raw);
+            match parse::parse_update(&raw) {
+                Ok((_, event)) => decoded(&key, event, bot),
+                Err(e) => Decoded::Unreadable { error: e.to_string(), also: Vec::new() },
+            }
         }
-        // A contact the prospect shared of themself is their phone (Telegram omits the '+').
-        identities.extend(
-            m.shared_phone.iter().chain(&m.phones).filter_map(|p| PhoneE164::parse(p, None).ok()).map(Identity::from),
-        );
-        identities.extend(m.emails.iter().filter_map(|e| EmailAddress::parse(e).ok()).map(Identity::from));
-        let mut source = Source { bot: self.bot_username.get().cloned(), ..Default::default() };
-        let mut custom = serde_json::Map::new();
-        if let Some(payload) = m.start_payload.as_deref().filter(|p| !p.is_empty()) {
-            let (utm_source, utm_campaign) = deep_link_source(payload);
-            source.utm_source = utm_source;
-            source.utm_campaign = utm_campaign;
-            custom.insert("start_payload".into(), payload.into());
+        Err(e) => Decoded::Unreadable { error: format!("not JSON: {e}"), also: Vec::new() },
+    };
+    Item { channel: Channel::Telegram, key, meta: InboundMeta::default(), payload: bytes, decoded }
+}
+
+fn decoded(key: &str, event: TelegramEvent, bot: Option<&str>) -> Decoded {
+    let user = |id: i64| TelegramUserId::new(id).ok().map(Identity::from);
+    match event {
+        TelegramEvent::Message(m) => {
+            if let Some(code) = m.start_payload.as_deref().and_then(|p| p.strip_prefix("link-")) {
+                return Decoded::Telegram(Input::Link { chat_id: m.chat_id, code: code.to_owned() });
+            }
+            // Writing to us again means they unblocked the bot.
+            let mut also: Vec<Bookkeeping> = user(m.from.id).map(Bookkeeping::Deliverable).into_iter().collect();
+            if m.start_payload.is_some() {
+                also.push(Bookkeeping::Reply(Reply {
+                    kind: "telegram",
+                    target: format!("welcome:{}", m.chat_id),
+                    key: key.to_owned(),
+                    label: "telegram.welcome",
+                    lead_id: None,
+                    payload: json!({}),
+                }));
+            }
+            let inquiry = Box::new(inquiry(key, &m, bot));
+            Decoded::Telegram(Input::Message { message: m, inquiry, also })
         }
-        if let Some(username) = &m.from.username {
-            custom.insert("telegram_username".into(), username.clone().into());
+        TelegramEvent::Edited(m) => {
+            Decoded::Edited { message_key: message_key(m.chat_id, m.message_id), text: m.text.clone() }
         }
-        let mut inquiry = Inquiry {
-            channel: Channel::Telegram,
-            external_id: key.to_owned(),
-            source,
-            contact_name: Some(m.from.full_name()).filter(|n| !n.is_empty()),
-            identities,
-            language: m.from.language.clone(),
-            country: None,
-            message: Message {
-                subject: None,
-                text: m.text.clone(),
-                attachments: m.attachments.iter().map(Attachment::clone).collect(),
-                external_id: Some(message_key(m.chat_id, m.message_id)),
-            },
-            custom_fields: custom,
-            thread: Vec::new(),
-            received_at: jiff::Timestamp::from_second(m.date).unwrap_or_else(|_| jiff::Timestamp::now()),
-        };
-        inquiry.normalise_identities();
-        inquiry
+        TelegramEvent::Blocked { user_id } => Decoded::Skipped {
+            reason: "blocked".into(),
+            also: user(user_id).map(Bookkeeping::Undeliverable).into_iter().collect(),
+        },
+        TelegramEvent::Callback { id, from, chat_id, message_id, data } => {
+            Decoded::Telegram(Input::Button { callback: id, from, at: chat_id.zip(message_id), data })
+        }
+        TelegramEvent::Ignored { reason } => Decoded::Skipped { reason: reason.into(), also: Vec::new() },
     }
+}
+
+/// A prospect's message as an inquiry.
+pub fn inquiry(key: &str, m: &ProspectMessage, bot: Option<&str>) -> Inquiry {
+    let mut identities: Vec<Identity> = Vec::new();
+    if let Ok(id) = TelegramUserId::new(m.from.id) {
+        identities.push(id.into());
+    }
+    // A contact the prospect shared of themself is their phone (Telegram omits the '+').
+    identities.extend(
+        m.shared_phone.iter().chain(&m.phones).filter_map(|p| PhoneE164::parse(p, None).ok()).map(Identity::from),
+    );
+    identities.extend(m.emails.iter().filter_map(|e| EmailAddress::parse(e).ok()).map(Identity::from));
+    let mut source = Source { bot: bot.map(str::to_owned), ..Default::default() };
+    let mut custom = serde_json::Map::new();
+    if let Some(payload) = m.start_payload.as_deref().filter(|p| !p.is_empty()) {
+        let (utm_source, utm_campaign) = deep_link_source(payload);
+        source.utm_source = utm_source;
+        source.utm_campaign = utm_campaign;
+        custom.insert("start_payload".into(), payload.into());
+    }
+    if let Some(username) = &m.from.username {
+        custom.insert("telegram_username".into(), username.clone().into());
+    }
+    let mut inquiry = Inquiry {
+        channel: Channel::Telegram,
+        external_id: key.to_owned(),
+        source,
+        contact_name: Some(m.from.full_name()).filter(|n| !n.is_empty()),
+        identities,
+        language: m.from.language.clone(),
+        country: None,
+        message: Message {
+            subject: None,
+            text: m.text.clone(),
+            attachments: m.attachments.iter().map(Attachment::clone).collect(),
+            external_id: Some(message_key(m.chat_id, m.message_id)),
+        },
+        custom_fields: custom,
+        thread: Vec::new(),
+        received_at: jiff::Timestamp::from_second(m.date).unwrap_or_else(|_| jiff::Timestamp::now()),
+    };
+    inquiry.normalise_identities();
+    inquiry
 }
 
 /// A Telegram message's id on the timeline.

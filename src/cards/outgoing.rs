@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::render::{Keyboard, View};
+use super::telegram::{Keyboard, View};
 use crate::domain::{Bookkeeping, Reply};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

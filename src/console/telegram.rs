@@ -1,20 +1,23 @@
-//! The rep side of the bot: linking a rep's chat, the buttons on lead cards, commands, and
-//! replies relayed to the prospect. Each update is one transaction together with its inbound
-//! record and the bot's answers (outbox rows), so a redelivered update changes nothing and is
-//! answered once. A refused action (someone else's lead, a stale button) rolls back and only
-//! its answer is recorded.
+//! The rep side of the bot, one of the surfaces people act through (beside the API and the
+//! dashboard): linking a rep's chat, the buttons on lead cards, commands, and replies relayed
+//! to the prospect. It changes leads through the same pipeline calls the others use. Each
+//! update is one transaction together with its inbound record and the bot's answers (outbox
+//! rows), so a redelivered update changes nothing and is answered once. A refused action
+//! (someone else's lead, a stale button) rolls back and only its answer is recorded.
 
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::outgoing::{self, Outgoing};
-use super::parse::{ProspectMessage, TgUser};
-use super::render::{self, Action, View};
-use super::{TelegramChannel, TelegramError, message_key};
 use crate::base::ms;
+use crate::base::retry::race_pause;
+use crate::cards::outgoing::{self, Outgoing};
+use crate::cards::telegram::{self as render, Action, View};
+use crate::channels::telegram::message_key;
+use crate::channels::telegram::parse::{ProspectMessage, TgUser};
 use crate::domain::lead::{LeadRuleError, Status};
 use crate::domain::routing::Strategy;
 use crate::events::{self, LEAD_MESSAGE};
+use crate::intake::Intake;
 use crate::pipeline::{Actor, LeadUpdate, PipelineError};
 use crate::store::{InboundRecord, LeadFilter, LeadRow, NewInteraction, RepRecord, StoreError, Tx};
 
@@ -42,6 +45,12 @@ impl From<StoreError> for Refusal {
 }
 
 const ATTEMPTS: u32 = crate::base::retry::RACE_ATTEMPTS;
+
+/// The rep console in Telegram.
+#[derive(Clone)]
+pub struct TelegramConsole {
+    intake: Intake,
+}
 
 /// One rep-side request, run inside the update's transaction.
 enum Work<'a> {
@@ -84,16 +93,19 @@ enum Work<'a> {
     },
 }
 
-impl TelegramChannel {
+impl TelegramConsole {
+    pub fn new(intake: Intake) -> Self {
+        TelegramConsole { intake }
+    }
+
     /// Runs `work` in one transaction with the update's inbound record (again when it loses a
     /// race on PostgreSQL). `Err` only when storage is unavailable.
-    async fn in_tx(&self, rec: &InboundRecord<'_>, work: Work<'_>) -> Result<(), TelegramError> {
-        let storage = |e: StoreError| TelegramError::Storage(e.to_string());
+    async fn in_tx(&self, rec: &InboundRecord<'_>, work: Work<'_>) -> Result<(), StoreError> {
         let store = &self.intake.store;
         for attempt in 0..ATTEMPTS {
             let now = ms(jiff::Timestamp::now());
-            let mut tx = store.begin().await.map_err(storage)?;
-            if !tx.record_inbound(rec, None, now).await.map_err(storage)? {
+            let mut tx = store.begin().await?;
+            if !tx.record_inbound(rec, None, now).await? {
                 return Ok(()); // seen before: its effects are already committed
             }
             match self.run(&mut tx, &work, now).await {
@@ -110,7 +122,7 @@ impl TelegramChannel {
                     match committed {
                         Err(StoreError::Retry) => {}
                         other => {
-                            other.map_err(storage)?;
+                            other?;
                             self.intake.outbox_wakeup.notify_one();
                             if done.freed_capacity
                                 && let Err(e) = self.intake.assign_waiting().await
@@ -125,12 +137,12 @@ impl TelegramChannel {
                     drop(tx);
                     let refused = InboundRecord { reason: "refused", ..*rec };
                     let also = outgoing::replies(rec.external_id, &out);
-                    store.record_skipped(&refused, &also, now).await.map_err(storage)?;
+                    store.record_skipped(&refused, &also, now).await?;
                     self.intake.outbox_wakeup.notify_one();
                     return Ok(());
                 }
                 Err(Refusal::Store(StoreError::Retry)) => {}
-                Err(Refusal::Store(e @ (StoreError::Database(_) | StoreError::Migrate(_)))) => return Err(storage(e)),
+                Err(Refusal::Store(e @ (StoreError::Database(_) | StoreError::Migrate(_)))) => return Err(e),
                 // Not a storage outage: keep the update as a failed item (`replay` retries it)
                 // and move on, rather than asking Telegram for it forever.
                 Err(Refusal::Store(e)) => {
@@ -138,14 +150,13 @@ impl TelegramChannel {
                     tracing::warn!(error = %e, "rep update recorded as failed");
                     store
                         .record_failed_inbound(rec.channel, rec.external_id, rec.meta, rec.payload, &e.to_string(), now)
-                        .await
-                        .map_err(storage)?;
+                        .await?;
                     return Ok(());
                 }
             }
-            tokio::time::sleep(crate::base::retry::race_pause(attempt)).await;
+            tokio::time::sleep(race_pause(attempt)).await;
         }
-        Err(TelegramError::Storage("gave up after repeated write conflicts".into()))
+        Err(StoreError::Retry)
     }
 
     async fn run(&self, tx: &mut Tx, work: &Work<'_>, now: i64) -> Result<Done, Refusal> {
@@ -195,28 +206,27 @@ impl TelegramChannel {
     }
 
     /// `/start link-<code>`: whoever opens a rep's one-time link becomes that rep in Telegram.
-    pub(super) async fn link_rep(&self, rec: &InboundRecord<'_>, chat: i64, code: &str) -> Result<(), TelegramError> {
+    pub async fn link(&self, rec: &InboundRecord<'_>, chat: i64, code: &str) -> Result<(), StoreError> {
         let code_hash = hex::encode(Sha256::digest(code.as_bytes()));
         self.in_tx(rec, Work::Link { code_hash, chat }).await
     }
 
     /// A button pressed on one of our messages.
-    pub(super) async fn button(
+    pub async fn button(
         &self,
         rec: &InboundRecord<'_>,
         callback: &str,
         from: &TgUser,
         at: Option<(i64, i32)>,
         data: &str,
-    ) -> Result<(), TelegramError> {
+    ) -> Result<(), StoreError> {
         let refuse = |text: &str| {
             Work::Refuse(vec![Outgoing::Answer { callback: callback.into(), text: text.into(), alert: true }])
         };
         let Some(action) = Action::decode(data) else {
             return self.in_tx(rec, refuse("This button no longer works.")).await;
         };
-        let rep =
-            self.intake.store.rep_in_telegram(from.id).await.map_err(|e| TelegramError::Storage(e.to_string()))?;
+        let rep = self.intake.store.rep_in_telegram(from.id).await?;
         let work = match &rep {
             Some(rep) if !rep.active => refuse(SWITCHED_OFF),
             Some(rep) => Work::Press { rep, action, callback, at },
@@ -384,16 +394,15 @@ impl TelegramChannel {
     }
 
     /// A linked rep wrote to the bot: a command, or a reply to one of our lead messages.
-    pub(super) async fn rep_message(
+    pub async fn message(
         &self,
         rec: &InboundRecord<'_>,
         rep: &RepRecord,
         m: &ProspectMessage,
-    ) -> Result<(), TelegramError> {
+    ) -> Result<(), StoreError> {
         let chat = m.chat_id;
         let text = |text: String| vec![Outgoing::Text { chat, text }];
         let reply = |out: Vec<Outgoing>| Work::Reply { lead_id: None, out };
-        let storage = |e: StoreError| TelegramError::Storage(e.to_string());
         let command = m.command.clone().map(|(name, rest)| match name.strip_prefix("lead_") {
             Some(id) => ("lead".to_owned(), id.to_owned()),
             None => (name, rest),
@@ -405,7 +414,7 @@ impl TelegramChannel {
             Some(("leads", _)) => {
                 let filter =
                     LeadFilter { owner: Some(rep.id.clone()), open: Some(true), limit: 30, ..Default::default() };
-                let leads = self.intake.store.leads(&filter, ms(jiff::Timestamp::now())).await.map_err(storage)?;
+                let leads = self.intake.store.leads(&filter, ms(jiff::Timestamp::now())).await?;
                 reply(text(render::lead_list(&leads)))
             }
             Some(("lead", typed)) => match self.find_lead(rep, typed).await? {
@@ -442,7 +451,7 @@ impl TelegramChannel {
             None => match m.reply_to_message_id {
                 Some(replied) => {
                     let key = crate::store::message_ref(chat, i64::from(replied));
-                    let lead_id = self.intake.store.lead_of_message(&key).await.map_err(storage)?;
+                    let lead_id = self.intake.store.lead_of_message(&key).await?;
                     Work::Relay { rep, message: m, lead_id }
                 }
                 None => {
@@ -454,16 +463,11 @@ impl TelegramChannel {
     }
 
     /// A rep's lead by the id (or its end) they typed.
-    async fn find_lead(&self, rep: &RepRecord, typed: &str) -> Result<Result<String, String>, TelegramError> {
+    async fn find_lead(&self, rep: &RepRecord, typed: &str) -> Result<Result<String, String>, StoreError> {
         let Some(id) = render::typed_lead_id(typed) else {
             return Ok(Err("Which lead? Give its id as /leads shows it, e.g. /lead 1a2b3c4d.".into()));
         };
-        let ids = self
-            .intake
-            .store
-            .owned_leads_ending_with(&rep.id, id)
-            .await
-            .map_err(|e| TelegramError::Storage(e.to_string()))?;
+        let ids = self.intake.store.owned_leads_ending_with(&rep.id, id).await?;
         Ok(match ids.as_slice() {
             [one] => Ok(one.clone()),
             [] => Err(format!("You have no lead {id}. /leads lists yours.")),
