@@ -45,6 +45,43 @@ impl fmt::Display for Channel {
     }
 }
 
+/// A field of the inquiry a form's explicit mapping may fill (`fields = { name = "your-name" }`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeadField {
+    Name,
+    FirstName,
+    LastName,
+    Email,
+    Phone,
+    Message,
+    Company,
+    UtmSource,
+    UtmMedium,
+    UtmCampaign,
+    UtmTerm,
+    UtmContent,
+    PageUrl,
+}
+
+impl LeadField {
+    pub const ALL: [LeadField; 13] = [
+        LeadField::Name,
+        LeadField::FirstName,
+        LeadField::LastName,
+        LeadField::Email,
+        LeadField::Phone,
+        LeadField::Message,
+        LeadField::Company,
+        LeadField::UtmSource,
+        LeadField::UtmMedium,
+        LeadField::UtmCampaign,
+        LeadField::UtmTerm,
+        LeadField::UtmContent,
+        LeadField::PageUrl,
+    ];
+}
+
 /// Where a lead came from: the channel's own detail plus marketing attribution.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Source {

@@ -15,7 +15,7 @@ use jiff::tz::TimeZone;
 pub use crate::domain::NotifyVia;
 use crate::domain::routing::{Rule, Strategy};
 use crate::domain::working_hours::WorkingHours;
-use crate::domain::{Channel, EmailAddress, EventType, Region};
+use crate::domain::{Channel, EmailAddress, EventType, LeadField, Region};
 
 mod load;
 mod secrets;
@@ -280,7 +280,7 @@ pub struct FormSettings {
     /// Explicit mapping: lead field (`name`, `email`, `phone`, `message`, `company`, …) → the
     /// form's field name. Wins over the provider's guesses.
     #[serde(default)]
-    pub fields: BTreeMap<String, String>,
+    pub fields: BTreeMap<LeadField, String>,
 }
 
 impl FormSettings {
@@ -800,11 +800,6 @@ impl Settings {
                     form.id, form.provider
                 ));
             }
-            for target in
-                form.fields.keys().filter(|k| !crate::channels::webform::MAPPABLE_FIELDS.contains(&k.as_str()))
-            {
-                p.push(format!("form `{}`: fields.{target} is not a lead field", form.id));
-            }
         }
         if self.telegram.enabled && self.telegram.token.is_none() {
             p.push("telegram.enabled is true but telegram.token is missing".into());
@@ -968,6 +963,7 @@ mod tests {
             id = "wf"
             provider = "webflow"
             default_region = "XX"
+            fields = { favourite_colour = "colour" }
             "#,
         )
         .join("\n");
@@ -979,6 +975,7 @@ mod tests {
             "member `zoe`, who is not defined",
             "team `empty` has no members",
             "forms[0].default_region: unknown region `XX`",
+            "forms[0].fields.favourite_colour: `favourite_colour` is not one of name, first_name",
             "a secret is required",
         ] {
             assert!(problems.contains(needle), "missing {needle:?} in:\n{problems}");

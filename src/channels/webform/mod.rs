@@ -7,23 +7,6 @@ pub mod parse;
 pub mod providers;
 pub mod signature;
 
-/// Lead fields that a form's explicit `fields` mapping may target.
-pub const MAPPABLE_FIELDS: [&str; 13] = [
-    "name",
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "message",
-    "company",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_term",
-    "utm_content",
-    "page_url",
-];
-
 use std::borrow::Cow;
 
 use bytes::Bytes;

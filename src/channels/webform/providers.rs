@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::parse::{FormBody, eq_ignore_case};
-use crate::domain::{EmailAddress, PhoneE164};
+use crate::domain::{EmailAddress, LeadField, PhoneE164};
 use crate::settings::FormProvider;
 
 const NAME_MAX_CHARS: usize = 200;
@@ -57,7 +57,7 @@ pub enum MapError {
 pub fn map_submission(
     provider: FormProvider,
     body: &FormBody,
-    mapping: &BTreeMap<String, String>,
+    mapping: &BTreeMap<LeadField, String>,
 ) -> Result<Submission, MapError> {
     let form = match provider {
         FormProvider::Generic => ProviderForm::from_fields(body.fields.iter(), None),
@@ -96,27 +96,27 @@ enum Target {
     Language,
 }
 
-impl Target {
-    /// The lead field names of `MAPPABLE_FIELDS`.
-    fn from_mapping_key(key: &str) -> Option<Target> {
-        Some(match key.trim().to_ascii_lowercase().as_str() {
-            "name" => Target::Name,
-            "first_name" => Target::FirstName,
-            "last_name" => Target::LastName,
-            "email" => Target::Email,
-            "phone" => Target::Phone,
-            "message" => Target::Message,
-            "company" => Target::Company,
-            "utm_source" => Target::UtmSource,
-            "utm_medium" => Target::UtmMedium,
-            "utm_campaign" => Target::UtmCampaign,
-            "utm_term" => Target::UtmTerm,
-            "utm_content" => Target::UtmContent,
-            "page_url" => Target::PageUrl,
-            _ => return None,
-        })
+impl From<LeadField> for Target {
+    fn from(field: LeadField) -> Target {
+        match field {
+            LeadField::Name => Target::Name,
+            LeadField::FirstName => Target::FirstName,
+            LeadField::LastName => Target::LastName,
+            LeadField::Email => Target::Email,
+            LeadField::Phone => Target::Phone,
+            LeadField::Message => Target::Message,
+            LeadField::Company => Target::Company,
+            LeadField::UtmSource => Target::UtmSource,
+            LeadField::UtmMedium => Target::UtmMedium,
+            LeadField::UtmCampaign => Target::UtmCampaign,
+            LeadField::UtmTerm => Target::UtmTerm,
+            LeadField::UtmContent => Target::UtmContent,
+            LeadField::PageUrl => Target::PageUrl,
+        }
     }
+}
 
+impl Target {
     /// Mapping any part of a person's name settles the whole name, so a mapped `first_name`
     /// also stops a guessed `name` from competing with it.
     fn group(self) -> Target {
@@ -654,13 +654,9 @@ struct Assembly {
 }
 
 impl Assembly {
-    /// Unknown lead fields in the mapping are ignored here: configuration is validated against
-    /// `MAPPABLE_FIELDS` when it is loaded, and a post is not the place to report it.
-    fn new(mapping: &BTreeMap<String, String>) -> Self {
-        let mapping = mapping
-            .iter()
-            .filter_map(|(lead_field, form_field)| Some((Target::from_mapping_key(lead_field)?, form_field.clone())))
-            .collect();
+    fn new(mapping: &BTreeMap<LeadField, String>) -> Self {
+        let mapping =
+            mapping.iter().map(|(lead_field, form_field)| (Target::from(*lead_field), form_field.clone())).collect();
         Assembly { mapping, slots: Vec::new(), emails: Vec::new(), phones: Vec::new(), extra: Vec::new() }
     }
 
@@ -827,7 +823,6 @@ fn truncate_chars(mut text: String, max_chars: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::channels::webform::MAPPABLE_FIELDS;
     use crate::channels::webform::parse::parse_body;
 
     macro_rules! fixture {
@@ -846,8 +841,8 @@ mod tests {
         map_submission(provider, body, &BTreeMap::new()).expect("maps")
     }
 
-    fn mapping(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    fn mapping(pairs: &[(LeadField, &str)]) -> BTreeMap<LeadField, String> {
+        pairs.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
     }
 
     fn s(text: &str) -> Option<String> {
@@ -867,11 +862,12 @@ mod tests {
     }
 
     #[test]
-    fn every_mappable_field_is_understood() {
-        for field in MAPPABLE_FIELDS {
-            assert!(Target::from_mapping_key(field).is_some(), "{field} is mappable but not handled");
+    fn every_mappable_field_is_named_in_the_config_as_written() {
+        for field in LeadField::ALL {
+            let name = serde_json::to_value(field).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+            assert_eq!(serde_json::from_value::<LeadField>(name.clone().into()).ok(), Some(field), "{name}");
         }
-        assert_eq!(Target::from_mapping_key("favourite_colour"), None);
+        assert!(serde_json::from_value::<LeadField>("favourite_colour".into()).is_err());
     }
 
     #[tokio::test]
@@ -1034,12 +1030,13 @@ mod tests {
         assert_eq!(guessed.name, s("Petr Sidorov"), "title `Your name` names the lead");
         assert_eq!(guessed.submission_id, s("01HQ8Z6Y4K2W3V5T7R9P0N1M2B"), "no token: event_id");
 
-        let by_title = map_submission(FormProvider::Typeform, &form, &mapping(&[("name", "who referred you?")]));
+        let by_title =
+            map_submission(FormProvider::Typeform, &form, &mapping(&[(LeadField::Name, "who referred you?")]));
         let by_title = by_title.expect("maps");
         assert_eq!(by_title.name, s("Olga Ivanova"));
         assert_eq!(by_title.extra, pairs(&[("contact", "Petr Sidorov")]));
 
-        let by_ref = map_submission(FormProvider::Typeform, &form, &mapping(&[("company", "REFERRER_NAME")]));
+        let by_ref = map_submission(FormProvider::Typeform, &form, &mapping(&[(LeadField::Company, "REFERRER_NAME")]));
         assert_eq!(by_ref.expect("maps").company, s("Olga Ivanova"));
     }
 
@@ -1119,7 +1116,8 @@ mod tests {
     #[tokio::test]
     async fn elementor_mapping_by_field_id_and_simple_mode() {
         let advanced = body(URLENCODED, fixture!("elementor.txt")).await;
-        let sub = map_submission(FormProvider::Elementor, &advanced, &mapping(&[("company", "FIELD_9A8B7C6")]));
+        let sub =
+            map_submission(FormProvider::Elementor, &advanced, &mapping(&[(LeadField::Company, "FIELD_9A8B7C6")]));
         let sub = sub.expect("maps");
         assert_eq!(sub.company, s("5.000 – 10.000 €"));
         assert!(sub.extra.is_empty(), "{:?}", sub.extra);
@@ -1142,7 +1140,7 @@ mod tests {
             b"name=Website+Bot&email=noreply%40agency.com&contact_person=Ivan+Petrov&work_email=ivan%40corp.ru&tel=%2B79123456789",
         )
         .await;
-        let rules = mapping(&[("name", "Contact_Person"), ("email", "WORK_EMAIL"), ("unknown_field", "tel")]);
+        let rules = mapping(&[(LeadField::Name, "Contact_Person"), (LeadField::Email, "WORK_EMAIL")]);
         let sub = map_submission(FormProvider::Generic, &form, &rules).expect("maps");
         assert_eq!(sub.name, s("Ivan Petrov"));
         assert_eq!(sub.emails, ["ivan@corp.ru"], "a guessed email does not compete with the mapped one");
@@ -1162,7 +1160,7 @@ mod tests {
         let both = generic("name=Ivan+Petrov&firstname=Ivan").await;
         assert_eq!(both.name, s("Ivan Petrov"), "a full name beats its parts");
         assert_eq!(both.extra, pairs(&[("firstname", "Ivan")]));
-        let mapped = mapping(&[("first_name", "a"), ("last_name", "b")]);
+        let mapped = mapping(&[(LeadField::FirstName, "a"), (LeadField::LastName, "b")]);
         let form = body(URLENCODED, b"name=Bot&a=Ivan&b=Petrov").await;
         let sub = map_submission(FormProvider::Generic, &form, &mapped).expect("maps");
         assert_eq!(sub.name, s("Ivan Petrov"), "mapped name parts beat a guessed full name");
