@@ -4,6 +4,7 @@
 //! Channels know neither the store nor intake: what they learn besides the item (a mailbox
 //! cursor, an identity that bounced) travels with it as `Bookkeeping`.
 
+pub mod api;
 pub mod email;
 pub mod status;
 pub mod telegram;

@@ -117,6 +117,47 @@ pub struct Message {
     pub external_id: Option<String>,
 }
 
+/// Builds an `Inquiry` (see `Inquiry::builder`).
+#[derive(Debug, Clone)]
+pub struct InquiryBuilder(Inquiry);
+
+impl InquiryBuilder {
+    pub fn source(mut self, source: Source) -> Self {
+        self.0.source = source;
+        self
+    }
+    /// The person's name as given: trimmed, at most 200 characters, none when blank.
+    pub fn name(mut self, name: Option<&str>) -> Self {
+        self.0.contact_name = name.map(str::trim).filter(|n| !n.is_empty()).map(|n| n.chars().take(200).collect());
+        self
+    }
+    pub fn identities(mut self, identities: impl IntoIterator<Item = Identity>) -> Self {
+        self.0.identities.extend(identities);
+        self
+    }
+    pub fn language(mut self, language: Option<String>) -> Self {
+        self.0.language = language;
+        self
+    }
+    pub fn message(mut self, message: Message) -> Self {
+        self.0.message = message;
+        self
+    }
+    pub fn custom_fields(mut self, fields: serde_json::Map<String, serde_json::Value>) -> Self {
+        self.0.custom_fields = fields;
+        self
+    }
+    /// External ids of the messages this one answers.
+    pub fn thread(mut self, thread: Vec<String>) -> Self {
+        self.0.thread = thread;
+        self
+    }
+    pub fn build(mut self) -> Inquiry {
+        self.0.normalise_identities();
+        self.0
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Inquiry {
     pub channel: Channel,
@@ -138,8 +179,26 @@ pub struct Inquiry {
 }
 
 impl Inquiry {
-    /// Sorts and deduplicates identities; call once the adapter has pushed them all.
-    pub fn normalise_identities(&mut self) {
+    /// The one way to make an inquiry: its channel, its idempotency key and when it arrived,
+    /// then what the channel read; `build` normalises it.
+    pub fn builder(channel: Channel, external_id: impl Into<String>, received_at: Timestamp) -> InquiryBuilder {
+        InquiryBuilder(Inquiry {
+            channel,
+            external_id: external_id.into(),
+            source: Source::default(),
+            contact_name: None,
+            identities: Vec::new(),
+            language: None,
+            country: None,
+            message: Message::default(),
+            custom_fields: serde_json::Map::new(),
+            thread: Vec::new(),
+            received_at,
+        })
+    }
+
+    /// Sorts and deduplicates identities (one order for every transaction's locks).
+    fn normalise_identities(&mut self) {
         self.identities.sort();
         self.identities.dedup();
     }

@@ -17,6 +17,6 @@ pub mod working_hours;
 pub use event::EventType;
 pub use identity::{EmailAddress, Identity, IdentityError, IdentityKind, PhoneE164, Region};
 pub use inbound::{Bookkeeping, Cursor, InboundMeta, Outcome, Reply};
-pub use inquiry::{Attachment, Channel, Inquiry, LeadField, Message, Source};
+pub use inquiry::{Attachment, Channel, Inquiry, InquiryBuilder, LeadField, Message, Source};
 pub use lead::{LeadRuleError, Status};
 pub use rep::NotifyVia;

@@ -13,8 +13,9 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiPath, ApiQuery, into_page, page_limit};
 use super::views::{AssignmentView, InteractionView, LeadList, LeadView, TaskView};
 use crate::base::ms;
+use crate::channels::api::{self, ApiLead, ApiLeadError};
 use crate::domain::InboundMeta;
-use crate::domain::{Channel, Inquiry, Status};
+use crate::domain::{Channel, Status};
 use crate::intake::{IntakeError, RawItem};
 use crate::pipeline::{LeadUpdate, NoteKind, PipelineError};
 use crate::store::{LeadFilter, TaskPatch};
@@ -98,63 +99,28 @@ async fn create_lead(
     headers: HeaderMap,
     ApiJson(body): ApiJson<NewLead>,
 ) -> ApiResult<impl IntoResponse> {
-    let region = match body.default_region.as_deref() {
-        Some(r) => Some(crate::domain::Region::parse(r).map_err(|e| ApiError::invalid(e.to_string()))?),
-        None => None,
-    };
-    let mut identities = Vec::new();
-    if let Some(e) = body.email.as_deref().filter(|e| !e.trim().is_empty()) {
-        let email = crate::domain::EmailAddress::parse(e)
-            .map_err(|_| ApiError::invalid(format!("`email`: `{e}` is not a valid email address")))?;
-        identities.push(email.into());
-    }
-    if let Some(p) = body.phone.as_deref().filter(|p| !p.trim().is_empty()) {
-        let phone = crate::domain::PhoneE164::parse(p, region)
-            .map_err(|_| ApiError::invalid(format!("`phone`: `{p}` is not a valid phone number")))?;
-        identities.push(phone.into());
-    }
-    if let Some(t) = body.telegram_id {
-        let tg = crate::domain::identity::TelegramUserId::new(t).map_err(|e| ApiError::invalid(e.to_string()))?;
-        identities.push(tg.into());
-    }
-    if identities.is_empty() {
-        return Err(ApiError::Unprocessable("no_contact", "a lead needs an email, a phone or a telegram_id".into()));
-    }
     let sender_key =
         headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned).or(body.external_id.clone());
     let key = sender_key.clone().unwrap_or_else(crate::base::new_id);
-    if key.len() > 200 {
-        return Err(ApiError::invalid("idempotency key is longer than 200 characters"));
-    }
-    let mut inquiry = Inquiry {
-        channel: Channel::Api,
-        external_id: key,
-        source: crate::domain::Source {
-            utm_source: body.utm_source.clone(),
-            utm_medium: body.utm_medium.clone(),
-            utm_campaign: body.utm_campaign.clone(),
-            ..Default::default()
-        },
-        contact_name: body
-            .name
-            .as_deref()
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-            .map(|n| n.chars().take(200).collect()),
-        identities,
-        language: body.language.clone(),
-        country: None,
-        message: crate::domain::Message {
-            subject: body.subject.clone(),
-            text: body.message.clone().unwrap_or_default(),
-            attachments: Vec::new(),
-            external_id: None,
-        },
+    let lead = ApiLead {
+        key: &key,
+        name: body.name.as_deref(),
+        email: body.email.as_deref(),
+        phone: body.phone.as_deref(),
+        telegram_id: body.telegram_id,
+        default_region: body.default_region.as_deref(),
+        subject: body.subject.as_deref(),
+        message: body.message.as_deref(),
+        utm_source: body.utm_source.as_deref(),
+        utm_medium: body.utm_medium.as_deref(),
+        utm_campaign: body.utm_campaign.as_deref(),
+        language: body.language.as_deref(),
         custom_fields: body.custom_fields.clone(),
-        thread: Vec::new(),
-        received_at: jiff::Timestamp::now(),
     };
-    inquiry.normalise_identities();
+    let inquiry = api::inquiry(&lead, jiff::Timestamp::now()).map_err(|e| match e {
+        ApiLeadError::NoContact => ApiError::Unprocessable("no_contact", e.to_string()),
+        ApiLeadError::Invalid(m) => ApiError::invalid(m),
+    })?;
     let payload = serde_json::to_vec(&serde_json::json!({"name": body.name, "email": body.email, "phone": body.phone,
         "telegram_id": body.telegram_id, "message": body.message, "subject": body.subject, "language": body.language,
         "custom_fields": body.custom_fields}))

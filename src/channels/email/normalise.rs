@@ -18,24 +18,19 @@ pub fn to_inquiry(mailbox: &str, mail: &ParsedMail, internal_ms: Option<i64>) ->
     if mail.relayed {
         custom.insert("relayed".into(), true.into());
     }
-    let mut inquiry = Inquiry {
-        channel: Channel::Email,
-        external_id: mail.message_id.clone(),
-        source: Source { mailbox: Some(mailbox.to_owned()), ..Default::default() },
-        contact_name: mail.sender_name.clone().filter(|n| !n.trim().is_empty()),
-        identities,
-        language: mail.language.clone(),
-        country: None,
-        message: Message {
+    let inquiry = Inquiry::builder(Channel::Email, &mail.message_id, received)
+        .source(Source { mailbox: Some(mailbox.to_owned()), ..Default::default() })
+        .name(mail.sender_name.as_deref())
+        .identities(identities)
+        .language(mail.language.clone())
+        .message(Message {
             subject: mail.subject.clone(),
             text,
             attachments: mail.attachments.clone(),
             external_id: None,
-        },
-        custom_fields: custom,
-        thread: mail.thread_ids.clone(),
-        received_at: received,
-    };
-    inquiry.normalise_identities();
+        })
+        .custom_fields(custom)
+        .thread(mail.thread_ids.clone())
+        .build();
     Some(inquiry)
 }

@@ -287,26 +287,20 @@ pub fn inquiry(key: &str, m: &ProspectMessage, bot: Option<&str>) -> Inquiry {
     if let Some(username) = &m.from.username {
         custom.insert("telegram_username".into(), username.clone().into());
     }
-    let mut inquiry = Inquiry {
-        channel: Channel::Telegram,
-        external_id: key.to_owned(),
-        source,
-        contact_name: Some(m.from.full_name()).filter(|n| !n.is_empty()),
-        identities,
-        language: m.from.language.clone(),
-        country: None,
-        message: Message {
+    let received = jiff::Timestamp::from_second(m.date).unwrap_or_else(|_| jiff::Timestamp::now());
+    Inquiry::builder(Channel::Telegram, key, received)
+        .source(source)
+        .name(Some(&m.from.full_name()))
+        .identities(identities)
+        .language(m.from.language.clone())
+        .message(Message {
             subject: None,
             text: m.text.clone(),
             attachments: m.attachments.iter().map(Attachment::clone).collect(),
             external_id: Some(message_key(m.chat_id, m.message_id)),
-        },
-        custom_fields: custom,
-        thread: Vec::new(),
-        received_at: jiff::Timestamp::from_second(m.date).unwrap_or_else(|_| jiff::Timestamp::now()),
-    };
-    inquiry.normalise_identities();
-    inquiry
+        })
+        .custom_fields(custom)
+        .build()
 }
 
 /// A Telegram message's id on the timeline.

@@ -80,26 +80,14 @@ pub fn to_inquiry(
             .or_insert_with(|| v.chars().take(2000).collect::<String>().into());
     }
 
-    let mut inquiry = Inquiry {
-        channel: Channel::Webform,
-        external_id,
-        source,
-        contact_name: sub.name.clone(),
-        identities,
-        language: sub.language.clone(),
-        country: None,
-        message: Message {
-            subject: None,
-            text: sub.message.clone().unwrap_or_default(),
-            attachments: Vec::new(),
-            external_id: None,
-        },
-        custom_fields: custom,
-        thread: Vec::new(),
-        received_at,
-    };
-    inquiry.normalise_identities();
-    Ok(inquiry)
+    Ok(Inquiry::builder(Channel::Webform, external_id, received_at)
+        .source(source)
+        .name(sub.name.as_deref())
+        .identities(identities)
+        .language(sub.language.clone())
+        .message(Message { text: sub.message.clone().unwrap_or_default(), ..Default::default() })
+        .custom_fields(custom)
+        .build())
 }
 
 /// `utm_*` parameters of a page URL's query string.
