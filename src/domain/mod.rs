@@ -9,6 +9,7 @@ pub mod inbound;
 pub mod inquiry;
 pub mod lead;
 pub mod plan;
+pub mod records;
 pub mod rep;
 pub mod routing;
 pub mod text;

@@ -3,26 +3,7 @@
 use super::rows::{Col, Sql};
 use super::{Backend, Result, Store};
 
-/// A claimed message, ready to send.
-#[derive(Debug, Clone)]
-pub struct OutboxMessage {
-    pub id: String,
-    pub kind: String,
-    pub target: String,
-    pub event_id: String,
-    pub event_type: String,
-    pub payload: String,
-    /// Attempts before this one.
-    pub attempts: i64,
-}
-
-impl OutboxMessage {
-    /// The event the message tells of (a rep's card, a webhook), if it tells of one (the
-    /// bot's answers to a rep are not events).
-    pub fn event(&self) -> Option<crate::domain::EventType> {
-        crate::domain::EventType::parse(&self.event_type)
-    }
-}
+pub use crate::domain::records::OutboxMessage;
 
 /// An outbox row as the API shows it.
 #[derive(Debug, Clone)]

@@ -41,23 +41,8 @@ pub struct RepPatch {
     pub notify: Option<NotifyVia>,
 }
 
-#[derive(Debug, Clone)]
-pub struct RepRecord {
-    pub id: String,
-    pub name: String,
-    pub email: Option<String>,
-    pub telegram_chat_id: Option<i64>,
-    pub capacity: Option<i64>,
-    pub weight: i64,
-    pub languages: Vec<String>,
-    pub timezone: Option<String>,
-    pub working_hours: Option<String>,
-    pub active: bool,
-    pub out_of_office_until: Option<i64>,
-    pub open_leads: i64,
-    pub teams: Vec<String>,
-    pub notify: NotifyVia,
-}
+pub use crate::domain::records::RepRecord;
+
 
 fn seed_hash(seed: &RepSeed) -> String {
     token_hash(&serde_json::to_string(seed).unwrap_or_default())

@@ -5,7 +5,7 @@ use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::{Any, Arguments, AssertSqlSafe, Encode, Row, Type};
 
 use super::{Result, StoreError};
-use crate::domain::{Channel, Status};
+pub use crate::domain::records::{AssignmentRow, IdentityRow, InteractionRow, LeadRow, OwnerRef};
 
 /// SQL text plus its arguments, numbered `$1, $2, …` on both backends.
 #[derive(Default)]
@@ -67,57 +67,6 @@ impl Col for AnyRow {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdentityRow {
-    pub kind: String,
-    pub value: String,
-    /// When a bounce reported this address as undeliverable.
-    pub undeliverable_at: Option<i64>,
-}
-
-#[derive(Debug, Clone)]
-pub struct OwnerRef {
-    pub id: String,
-    pub name: String,
-}
-
-/// A lead as stored, with its owner's and contact's names joined in.
-#[derive(Debug, Clone)]
-pub struct LeadRow {
-    pub id: String,
-    pub contact_id: String,
-    pub contact_name: Option<String>,
-    pub channel: Channel,
-    pub source_form: Option<String>,
-    pub source_mailbox: Option<String>,
-    pub source_bot: Option<String>,
-    pub utm_source: Option<String>,
-    pub utm_medium: Option<String>,
-    pub utm_campaign: Option<String>,
-    pub utm_term: Option<String>,
-    pub utm_content: Option<String>,
-    pub referrer: Option<String>,
-    pub language: Option<String>,
-    pub country: Option<String>,
-    pub status: Status,
-    pub lost_reason: Option<String>,
-    pub lost_note: Option<String>,
-    pub team_id: Option<String>,
-    pub owner: Option<OwnerRef>,
-    pub assigned_at: Option<i64>,
-    pub accepted_at: Option<i64>,
-    pub first_response_at: Option<i64>,
-    pub next_action_at: Option<i64>,
-    pub next_action_note: Option<String>,
-    pub last_activity_at: i64,
-    pub custom_fields: String,
-    pub closed_at: Option<i64>,
-    /// Folded into this lead by a merge (the lead is closed; an admin can undo the merge).
-    pub merged_into: Option<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
 pub(crate) const LEAD_SELECT: &str = "SELECT l.id, l.contact_id, c.name AS contact_name, l.channel, l.source_form, \
      l.source_mailbox, l.source_bot, l.utm_source, l.utm_medium, l.utm_campaign, l.utm_term, l.utm_content, \
      l.referrer, l.language, l.country, l.status, l.lost_reason, l.lost_note, l.team_id, l.owner_id, r.name AS owner_name, \
@@ -126,11 +75,6 @@ pub(crate) const LEAD_SELECT: &str = "SELECT l.id, l.contact_id, c.name AS conta
      FROM leads l JOIN contacts c ON c.id = l.contact_id LEFT JOIN reps r ON r.id = l.owner_id";
 
 impl LeadRow {
-    /// Open, and its next action is past due at `now`.
-    pub fn overdue(&self, now: i64) -> bool {
-        self.closed_at.is_none() && self.next_action_at.is_some_and(|at| at < now)
-    }
-
     pub(crate) fn from_row(row: &AnyRow) -> Result<Self> {
         let owner_id: Option<String> = row.col("owner_id")?;
         let owner_name: Option<String> = row.col("owner_name")?;
@@ -170,20 +114,6 @@ impl LeadRow {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct InteractionRow {
-    pub id: String,
-    pub channel: String,
-    pub direction: String,
-    pub kind: String,
-    pub author_id: Option<String>,
-    pub external_id: Option<String>,
-    pub subject: Option<String>,
-    pub text: String,
-    pub attachments: String,
-    pub at: i64,
-}
-
 impl InteractionRow {
     pub(crate) fn from_row(row: &AnyRow) -> Result<Self> {
         Ok(InteractionRow {
@@ -201,10 +131,3 @@ impl InteractionRow {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct AssignmentRow {
-    pub rep_id: String,
-    pub team_id: Option<String>,
-    pub reason: String,
-    pub at: i64,
-}
