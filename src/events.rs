@@ -6,6 +6,7 @@ use crate::base::new_id;
 use crate::settings::Settings;
 use crate::store::NewEvent;
 
+use crate::domain::{Delivery, NotifyVia};
 pub use crate::domain::EventType;
 
 pub const LEAD_CREATED: EventType = EventType::LeadCreated;
@@ -38,7 +39,7 @@ pub fn lead_event(
 pub fn event(settings: &Settings, event_type: EventType, actor: Option<&str>, data: Value, at: i64) -> NewEvent {
     let id = new_id();
     let deliveries =
-        settings.notify.webhooks.iter().filter(|w| w.wants(event_type)).map(|w| ("webhook", w.url.clone())).collect();
+        settings.notify.webhooks.iter().filter(|w| w.wants(event_type)).map(|w| Delivery::Webhook { url: w.url.clone() }).collect();
     let at_rfc = crate::base::from_ms(at).to_string();
     let body = json!({ "id": id, "type": event_type.as_str(), "at": at_rfc, "data": data });
     NewEvent {
@@ -57,11 +58,8 @@ pub fn event(settings: &Settings, event_type: EventType, actor: Option<&str>, da
 /// Telegram, whichever the rep hears by. Reminders, escalations, stale leads and digests
 /// are alerts; they go to whoever they concern, owner or not.
 pub fn alert_rep(event: &mut NewEvent, settings: &Settings, rep_id: &str) {
-    if settings.notify.email.is_some() {
-        event.deliveries.push(("email", format!("{ALERT_TARGET}{rep_id}")));
-    }
-    if settings.telegram.enabled {
-        event.deliveries.push(("telegram", format!("{ALERT_TARGET}{rep_id}")));
+    for via in ways_to_hear(settings) {
+        event.deliveries.push(Delivery::Alert { via, rep: rep_id.to_owned() });
     }
 }
 
@@ -69,12 +67,16 @@ pub fn alert_rep(event: &mut NewEvent, settings: &Settings, rep_id: &str) {
 /// The notifiers decide at sending time which one the rep hears by (`reps.notify`); the other
 /// delivery is recorded as skipped.
 pub fn notify_rep(event: &mut NewEvent, settings: &Settings, rep_id: &str) {
-    if settings.notify.email.is_some() {
-        event.deliveries.push(("email", format!("{REP_TARGET}{rep_id}")));
+    for via in ways_to_hear(settings) {
+        event.deliveries.push(Delivery::Rep { via, rep: rep_id.to_owned() });
     }
-    if settings.telegram.enabled {
-        event.deliveries.push(("telegram", format!("{REP_TARGET}{rep_id}")));
-    }
+}
+
+/// Email and Telegram, as far as they are configured.
+fn ways_to_hear(settings: &Settings) -> impl Iterator<Item = NotifyVia> {
+    let email = settings.notify.email.is_some().then_some(NotifyVia::Email);
+    let telegram = settings.telegram.enabled.then_some(NotifyVia::Telegram);
+    email.into_iter().chain(telegram)
 }
 
 /// Announces the event in the team's Telegram group (`notify_chat_id`): a new lead is posted,
@@ -82,21 +84,14 @@ pub fn notify_rep(event: &mut NewEvent, settings: &Settings, rep_id: &str) {
 pub fn announce(event: &mut NewEvent, settings: &Settings, team_id: Option<&str>) {
     let team = team_id.and_then(|id| settings.team(id)).filter(|t| t.notify_chat_id.is_some());
     if let Some(team) = team.filter(|_| settings.telegram.enabled) {
-        event.deliveries.push(("telegram", format!("{TEAM_TARGET}{}", team.id)));
+        event.deliveries.push(Delivery::TeamPost { team: team.id.clone() });
     }
 }
 
 /// Adds the acknowledgement to a prospect who wrote to `mailbox`, if that mailbox sends one.
 pub fn acknowledge(event: &mut NewEvent, settings: &Settings, mailbox: &str, address: &str) {
     if settings.notify.email.is_some() && settings.imap.iter().any(|m| m.id == mailbox && m.acknowledge) {
-        event.deliveries.push(("email", format!("{ACK_TARGET}{mailbox}:{address}")));
+        event.deliveries.push(Delivery::Acknowledgement { mailbox: mailbox.to_owned(), address: address.to_owned() });
     }
 }
 
-/// Outbox targets: `rep:<rep id>` (email and Telegram), `ack:<mailbox id>:<address>` (email),
-/// `team:<team id>` (Telegram group), `alert:<rep id>` (email and Telegram).
-pub const REP_TARGET: &str = "rep:";
-pub const ACK_TARGET: &str = "ack:";
-pub const TEAM_TARGET: &str = "team:";
-/// `alert:<rep id>` (email and Telegram): the event's ready-made `data.alert`.
-pub const ALERT_TARGET: &str = "alert:";

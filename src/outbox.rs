@@ -10,7 +10,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::base::ms;
-use crate::notify::{Notifiers, NotifyError};
+use crate::domain::TelegramMessage;
+use crate::domain::records::RepRecord;
+use crate::notify::{Directory, LeadFile, LookupError, Notifiers, NotifyError};
 use crate::settings::OutboxSettings;
 use crate::store::{OutboxMessage, Store};
 
@@ -18,7 +20,7 @@ const BATCH: i64 = 32;
 
 pub struct OutboxWorker {
     pub store: Store,
-    pub notifiers: Notifiers,
+    pub notifiers: Notifiers<Store>,
     pub settings: OutboxSettings,
     /// Rung after commits that wrote outbox rows, so delivery does not wait for the next poll.
     pub wakeup: Arc<Notify>,
@@ -58,11 +60,12 @@ impl OutboxWorker {
         let n = batch.len();
         // One sequence per target, in event order (a receiver sees `lead.created` before
         // `lead.assigned`); targets proceed in parallel.
-        let mut by_target: Vec<(&str, Vec<&OutboxMessage>)> = Vec::new();
+        let mut by_target: Vec<(String, Vec<&OutboxMessage>)> = Vec::new();
         for m in &batch {
-            match by_target.iter_mut().find(|(t, _)| *t == m.target) {
+            let target = m.delivery.target();
+            match by_target.iter_mut().find(|(t, _)| *t == target) {
                 Some((_, list)) => list.push(m),
-                None => by_target.push((&m.target, vec![m])),
+                None => by_target.push((target, vec![m])),
             }
         }
         join_all(by_target.into_iter().map(|(_, list)| async move {
@@ -89,14 +92,15 @@ impl OutboxWorker {
                 }
                 let retry_at = (!permanent && attempts < self.settings.max_attempts)
                     .then(|| ms(now).saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX)));
-                metrics::counter!("leadrouter_outbox_failures_total", "kind" => m.kind.clone()).increment(1);
-                tracing::warn!(delivery = %m.id, kind = %m.kind, attempts, dead = retry_at.is_none(), error = %e, "delivery failed");
+                metrics::counter!("leadrouter_outbox_failures_total", "kind" => m.delivery.kind().to_owned())
+                    .increment(1);
+                tracing::warn!(delivery = %m.id, kind = %m.delivery.kind(), attempts, dead = retry_at.is_none(), error = %e, "delivery failed");
                 self.store.outbox_failed(&m.id, &e.to_string(), retry_at).await.map(|_| "failed")
             }
         };
         match outcome {
             Ok(label) => {
-                metrics::counter!("leadrouter_outbox_deliveries_total", "kind" => m.kind.clone(), "result" => label)
+                metrics::counter!("leadrouter_outbox_deliveries_total", "kind" => m.delivery.kind().to_owned(), "result" => label)
                     .increment(1)
             }
             // The lease runs out and the message is tried again: at least once, never lost.
@@ -111,6 +115,39 @@ impl OutboxWorker {
                 metrics::gauge!("leadrouter_outbox_messages", "status" => status).set(n as f64);
             }
         }
+    }
+}
+
+/// The notifiers read what they send from the store, through their port.
+impl Directory for Store {
+    async fn lead(&self, id: &str) -> Result<Option<LeadFile>, LookupError> {
+        let Some(lead) = Store::lead(self, id).await? else { return Ok(None) };
+        let (identities, interactions, _) = self.lead_timeline(&lead).await?;
+        Ok(Some(LeadFile { lead, identities, interactions }))
+    }
+
+    async fn rep(&self, id: &str) -> Result<Option<RepRecord>, LookupError> {
+        Ok(Store::rep(self, id).await?)
+    }
+
+    async fn rep_in_chat(&self, chat: i64) -> Result<Option<String>, LookupError> {
+        Ok(self.rep_by_telegram(chat).await?)
+    }
+
+    async fn posts_in_chat(&self, lead: &str, chat: i64) -> Result<Vec<i64>, LookupError> {
+        Ok(self.messages_in_chat(lead, chat).await?)
+    }
+
+    async fn remember(&self, message: TelegramMessage, lead: &str) -> Result<(), LookupError> {
+        Ok(self.remember_message(message, lead).await?)
+    }
+
+    async fn acknowledged_since(&self, address: &str, since: i64, except: &str) -> Result<bool, LookupError> {
+        Ok(Store::acknowledged_since(self, address, since, except).await?)
+    }
+
+    async fn unreachable(&self, telegram_user: i64, at: i64) -> Result<(), LookupError> {
+        Ok(self.mark_telegram_unreachable(telegram_user, at).await?)
     }
 }
 

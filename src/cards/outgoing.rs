@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::telegram::{Keyboard, View};
-use crate::domain::{Bookkeeping, Reply};
+use crate::domain::{Bookkeeping, Delivery, Reply};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "do", rename_all = "snake_case")]
@@ -25,16 +25,17 @@ pub enum Outgoing {
 }
 
 impl Outgoing {
-    /// The outbox target: messages to one target go out in order.
-    pub fn target(&self) -> String {
-        match self {
+    /// Its delivery: messages in one sequence go out in order.
+    pub fn delivery(&self) -> Delivery {
+        let sequence = match self {
             Outgoing::Text { chat, .. } | Outgoing::Card { chat, .. } => format!("chat:{chat}"),
             Outgoing::EditCard { chat, message, .. } | Outgoing::EditButtons { chat, message, .. } => {
                 format!("edit:{chat}:{message}")
             }
             Outgoing::Answer { callback, .. } => format!("answer:{callback}"),
             Outgoing::Relay { to, .. } => format!("prospect:{to}"),
-        }
+        };
+        Delivery::BotAction { sequence }
     }
 
     fn event_type(&self) -> &'static str {
@@ -60,8 +61,7 @@ pub(crate) fn replies(key: &str, out: &[Outgoing]) -> Vec<Bookkeeping> {
         .enumerate()
         .map(|(n, o)| {
             Bookkeeping::Reply(Reply {
-                kind: "telegram",
-                target: o.target(),
+                delivery: o.delivery(),
                 key: format!("{key}#{n}"),
                 label: o.event_type(),
                 lead_id: o.lead().map(str::to_owned),

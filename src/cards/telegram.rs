@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Channel, EventType, Status};
-use crate::store::{IdentityRow, InteractionRow, LeadRow};
+use crate::domain::records::{IdentityRow, InteractionRow, LeadRow};
 
 /// Telegram's limit on a message's text, in UTF-16 units; we count chars and stay well below.
 const MAX_TEXT: usize = 3800;
@@ -311,7 +311,7 @@ fn truncate(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::OwnerRef;
+    use crate::domain::records::OwnerRef;
 
     const ID: &str = "019a1b2c3d4e7f00a1b2c3d4e5f60718";
 

@@ -16,6 +16,7 @@ use crate::channels::telegram::message_key;
 use crate::channels::telegram::parse::{ProspectMessage, TgUser};
 use crate::domain::lead::{LeadRuleError, Status};
 use crate::domain::routing::Strategy;
+use crate::domain::TelegramMessage;
 use crate::events::{self, LEAD_MESSAGE};
 use crate::intake::Intake;
 use crate::pipeline::{Actor, LeadUpdate, PipelineError};
@@ -450,8 +451,7 @@ impl TelegramConsole {
             Some((other, _)) => Work::Refuse(text(format!("Unknown command /{other}.\n\n{}", render::help(&rep.name)))),
             None => match m.reply_to_message_id {
                 Some(replied) => {
-                    let key = crate::store::message_ref(chat, i64::from(replied));
-                    let lead_id = self.intake.store.lead_of_message(&key).await?;
+                    let lead_id = self.intake.store.lead_of_message(TelegramMessage::new(chat, replied)).await?;
                     Work::Relay { rep, message: m, lead_id }
                 }
                 None => {

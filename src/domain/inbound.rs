@@ -1,7 +1,7 @@
 //! What channels deliver besides the inquiry itself, and what became of an item: the plain
 //! values that pass between a channel, the application and the store.
 
-use super::Identity;
+use super::{Delivery, Identity};
 
 /// What replay needs besides the raw payload.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -44,9 +44,7 @@ pub enum Bookkeeping {
 /// target is one message, however often the item that asked for it is delivered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
-    /// The notifier: `telegram`.
-    pub kind: &'static str,
-    pub target: String,
+    pub delivery: Delivery,
     pub key: String,
     /// What it is, for the outbox listing (`telegram.welcome`, `telegram.answer`).
     pub label: &'static str,

@@ -2,6 +2,7 @@
 //! argument so every rule can be tested without a clock or a database.
 
 pub mod dedup;
+pub mod delivery;
 pub mod event;
 pub mod followup;
 pub mod identity;
@@ -15,6 +16,7 @@ pub mod routing;
 pub mod text;
 pub mod working_hours;
 
+pub use delivery::{Delivery, TelegramMessage};
 pub use event::EventType;
 pub use identity::{EmailAddress, Identity, IdentityError, IdentityKind, PhoneE164, Region};
 pub use inbound::{Bookkeeping, Cursor, InboundMeta, Outcome, Reply};

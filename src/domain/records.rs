@@ -1,7 +1,7 @@
 //! Records as the store hands them out: plain data that the layers above read (the API's
 //! views, the dashboard, the cards, the notifiers) without knowing where it was kept.
 
-use super::{Channel, EventType, NotifyVia, Status};
+use super::{Channel, Delivery, EventType, NotifyVia, Status};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdentityRow {
@@ -105,8 +105,7 @@ pub struct RepRecord {
 #[derive(Debug, Clone)]
 pub struct OutboxMessage {
     pub id: String,
-    pub kind: String,
-    pub target: String,
+    pub delivery: Delivery,
     pub event_id: String,
     pub event_type: String,
     pub payload: String,

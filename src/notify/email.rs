@@ -13,11 +13,11 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
-use super::NotifyError;
+use super::{Directory, LeadFile, NotifyError};
 use crate::base::ms;
-use crate::events::{ACK_TARGET, ALERT_TARGET, REP_TARGET};
+use crate::domain::EventType;
+use crate::domain::records::OutboxMessage;
 use crate::settings::{EmailNotifySettings, NotifyVia, Settings, SmtpTls};
-use crate::store::{OutboxMessage, Store};
 
 /// RFC 3834: marks our acknowledgements as automatic, so that well-behaved responders do
 /// not answer them (and we never answer theirs).
@@ -36,10 +36,25 @@ impl Header for AutoSubmitted {
     }
 }
 
-pub struct EmailNotifier {
-    transport: Option<(AsyncSmtpTransport<Tokio1Executor>, Mailbox, String)>,
+pub struct EmailNotifier<D> {
+    transport: Option<Smtp>,
     settings: Arc<Settings>,
-    store: Store,
+    directory: D,
+}
+
+/// The configured relay and who our mail is from.
+struct Smtp {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    /// Of our Message-IDs: `<outbox id@domain>`, which `thread_refs` ties to the lead.
+    domain: String,
+}
+
+/// One message about to be written: the relay, its event and its Message-ID.
+struct Draft<'a> {
+    smtp: &'a Smtp,
+    event: Value,
+    message_id: String,
 }
 
 fn transport(e: &EmailNotifySettings) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
@@ -55,8 +70,8 @@ fn transport(e: &EmailNotifySettings) -> anyhow::Result<AsyncSmtpTransport<Tokio
     Ok(builder.build())
 }
 
-impl EmailNotifier {
-    pub fn new(settings: Arc<Settings>, store: Store) -> anyhow::Result<Self> {
+impl<D: Directory> EmailNotifier<D> {
+    pub fn new(settings: Arc<Settings>, directory: D) -> anyhow::Result<Self> {
         let transport = match &settings.notify.email {
             Some(e) => {
                 let from: Mailbox = e
@@ -65,29 +80,25 @@ impl EmailNotifier {
                     .parse()
                     .map_err(|err| anyhow::anyhow!("notify.email.from `{}`: {err}", e.from.as_str()))?;
                 let domain = from.email.domain().to_owned();
-                Some((transport(e)?, from, domain))
+                Some(Smtp { transport: transport(e)?, from, domain })
             }
             None => None,
         };
-        Ok(EmailNotifier { transport, settings, store })
+        Ok(EmailNotifier { transport, settings, directory })
     }
 
-    pub async fn send(&self, m: &OutboxMessage) -> Result<(), NotifyError> {
-        let Some((transport, from, domain)) = &self.transport else {
+    fn draft(&self, m: &OutboxMessage) -> Result<Draft<'_>, NotifyError> {
+        let Some(smtp) = &self.transport else {
             return Err(NotifyError::Permanent("no [notify.email] is configured any more".into()));
         };
         let event: Value = serde_json::from_str(&m.payload).unwrap_or_default();
-        let message_id = format!("<{}@{domain}>", m.id);
-        let email = if let Some(rep) = m.target.strip_prefix(REP_TARGET) {
-            self.rep_email(rep, &event, from, message_id).await?
-        } else if let Some(rest) = m.target.strip_prefix(ACK_TARGET) {
-            self.acknowledgement(m, rest, &event, from, message_id).await?
-        } else if let Some(rep) = m.target.strip_prefix(ALERT_TARGET) {
-            self.alert_email(rep, &event, from, message_id).await?
-        } else {
-            return Err(NotifyError::Permanent(format!("unknown email target {}", m.target)));
-        };
-        transport.send(email).await.map(|_| ()).map_err(|e| {
+        // The id `thread_refs` holds for this message, so a reply to it joins the lead.
+        let message_id = format!("<{}@{}>", m.id, smtp.domain);
+        Ok(Draft { smtp, event, message_id })
+    }
+
+    async fn post(&self, smtp: &Smtp, email: Message) -> Result<(), NotifyError> {
+        smtp.transport.send(email).await.map(|_| ()).map_err(|e| {
             if e.is_permanent() { NotifyError::Permanent(e.to_string()) } else { NotifyError::Retryable(e.to_string()) }
         })
     }
@@ -95,10 +106,10 @@ impl EmailNotifier {
     /// The rep who should get an email, or `Skipped` when they hear another way.
     async fn email_recipient(&self, rep_id: &str) -> Result<Mailbox, NotifyError> {
         let rep = self
-            .store
+            .directory
             .rep(rep_id)
             .await
-            .map_err(|e| NotifyError::Retryable(e.to_string()))?
+            .map_err(NotifyError::Lookup)?
             .ok_or_else(|| NotifyError::Skipped("the rep no longer exists".into()))?;
         let Some(address) = rep.email.as_deref().filter(|_| super::hears_by(&rep, &self.settings) == NotifyVia::Email)
         else {
@@ -110,13 +121,8 @@ impl EmailNotifier {
     }
 
     /// A reminder, escalation, stale-lead alert or digest: the event's `data.alert` as it is.
-    async fn alert_email(
-        &self,
-        rep_id: &str,
-        event: &Value,
-        from: &Mailbox,
-        message_id: String,
-    ) -> Result<Message, NotifyError> {
+    pub async fn alert_email(&self, rep_id: &str, m: &OutboxMessage) -> Result<(), NotifyError> {
+        let Draft { smtp, event, message_id } = self.draft(m)?;
         let to = self.email_recipient(rep_id).await?;
         let alert = &event["data"]["alert"];
         let (Some(subject), Some(text)) = (alert["subject"].as_str(), alert["text"].as_str()) else {
@@ -126,7 +132,7 @@ impl EmailNotifier {
         if let Some(lead) = event["data"]["lead"]["id"].as_str() {
             body.push_str(&format!("\nOpen the lead: {}\n", self.lead_link(lead)));
         }
-        note_to_rep(from, to, subject, message_id, body)
+        self.post(smtp, note_to_rep(&smtp.from, to, subject, message_id, body)?).await
     }
 
     /// Where a rep opens the lead: its card in the dashboard (signing in leads back to it).
@@ -135,31 +141,24 @@ impl EmailNotifier {
     }
 
     /// The rep's notification, or `Skipped` when the rep hears about leads another way.
-    async fn rep_email(
-        &self,
-        rep_id: &str,
-        event: &Value,
-        from: &Mailbox,
-        message_id: String,
-    ) -> Result<Message, NotifyError> {
-        let storage = |e: crate::store::StoreError| NotifyError::Retryable(e.to_string());
+    pub async fn rep_email(&self, rep_id: &str, m: &OutboxMessage) -> Result<(), NotifyError> {
+        let Draft { smtp, event, message_id } = self.draft(m)?;
         let to = self.email_recipient(rep_id).await?;
         let lead_id = event["data"]["lead"]["id"].as_str().unwrap_or_default();
-        let lead = self
-            .store
+        let LeadFile { lead, identities, interactions } = self
+            .directory
             .lead(lead_id)
             .await
-            .map_err(storage)?
+            .map_err(NotifyError::Lookup)?
             .ok_or_else(|| NotifyError::Skipped("the lead no longer exists".into()))?;
-        let (identities, interactions, _) = self.store.lead_timeline(&lead).await.map_err(storage)?;
         let who = lead
             .contact_name
             .clone()
             .or_else(|| identities.first().map(|i| i.value.clone()))
             .unwrap_or_else(|| "someone".into());
         let last = interactions.iter().rev().find(|i| i.direction == "inbound");
-        let subject = match event["type"].as_str() {
-            Some(t) if t == crate::events::LEAD_MESSAGE.as_str() => format!("New message from {who}"),
+        let subject = match m.event() {
+            Some(EventType::LeadMessage) => format!("New message from {who}"),
             _ => format!("New lead for you: {who}"),
         };
         let mut body = format!("{who}\n");
@@ -188,21 +187,18 @@ impl EmailNotifier {
             body.push_str("\n\n");
         }
         body.push_str(&format!("Open the lead: {}\n", self.lead_link(&lead.id)));
-        note_to_rep(from, to, subject, message_id, body)
+        self.post(smtp, note_to_rep(&smtp.from, to, subject, message_id, body)?).await
     }
 
     /// The acknowledgement to a prospect; `Skipped` when that address already got one within
     /// the mailbox's window (no mail loops with other robots, no spamming a chatty prospect).
-    async fn acknowledgement(
+    pub async fn acknowledgement(
         &self,
         m: &OutboxMessage,
-        target: &str,
-        event: &Value,
-        from: &Mailbox,
-        message_id: String,
-    ) -> Result<Message, NotifyError> {
-        let (mailbox_id, address) =
-            target.split_once(':').ok_or_else(|| NotifyError::Permanent(format!("bad target {target}")))?;
+        mailbox_id: &str,
+        address: &str,
+    ) -> Result<(), NotifyError> {
+        let Draft { smtp, event, message_id } = self.draft(m)?;
         let mailbox = self
             .settings
             .imap
@@ -210,12 +206,7 @@ impl EmailNotifier {
             .find(|i| i.id == mailbox_id)
             .ok_or_else(|| NotifyError::Skipped(format!("mailbox {mailbox_id} is no longer configured")))?;
         let since = ms(jiff::Timestamp::now()) - mailbox.acknowledge_window.as_millis_i64();
-        if self
-            .store
-            .acknowledged_since(address, since, &m.id)
-            .await
-            .map_err(|e| NotifyError::Retryable(e.to_string()))?
-        {
+        if self.directory.acknowledged_since(address, since, &m.id).await.map_err(NotifyError::Lookup)? {
             return Err(NotifyError::Skipped(format!("{address} was acknowledged within the window")));
         }
         let name = event["data"]["lead"]["contact"]["name"].as_str().unwrap_or("there");
@@ -223,7 +214,7 @@ impl EmailNotifier {
         let fill = |t: &str| t.replace("{name}", name).replace("{subject}", subject);
         let to: Mailbox = address.parse().map_err(|e| NotifyError::Permanent(format!("`{address}`: {e}")))?;
         let mut builder = Message::builder()
-            .from(from.clone())
+            .from(smtp.from.clone())
             .to(to)
             .subject(fill(&mailbox.acknowledge_subject))
             .message_id(Some(message_id))
@@ -232,7 +223,8 @@ impl EmailNotifier {
         {
             builder = builder.in_reply_to(format!("<{original}>")).references(format!("<{original}>"));
         }
-        builder.body(fill(&mailbox.acknowledge_text)).map_err(|e| NotifyError::Permanent(e.to_string()))
+        let email = builder.body(fill(&mailbox.acknowledge_text)).map_err(|e| NotifyError::Permanent(e.to_string()))?;
+        self.post(smtp, email).await
     }
 }
 

@@ -16,18 +16,18 @@ use teloxide::types::{
 };
 use teloxide::{ApiError, RequestError};
 
-use super::{NotifyError, hears_by};
+use super::{Directory, LeadFile, NotifyError, hears_by};
 use crate::base::ms;
 use crate::cards::outgoing::Outgoing;
 use crate::cards::telegram::{self as render, Keyboard, LeadFacts, View};
-use crate::events::{ALERT_TARGET, LEAD_CREATED, REP_TARGET, TEAM_TARGET};
+use crate::domain::records::{OutboxMessage, RepRecord};
+use crate::domain::{EventType, TelegramMessage};
 use crate::settings::{NotifyVia, Settings};
-use crate::store::{IdentityRow, InteractionRow, LeadRow, OutboxMessage, Store, message_ref};
 
-pub struct TelegramNotifier {
+pub struct TelegramNotifier<D> {
     bot: Option<Bot>,
     settings: Arc<Settings>,
-    store: Store,
+    directory: D,
     overall: DefaultDirectRateLimiter,
     per_chat: DefaultKeyedRateLimiter<i64>,
     per_group: DefaultKeyedRateLimiter<i64>,
@@ -37,8 +37,6 @@ fn per_second(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
 }
 
-type Facts = (LeadRow, Vec<IdentityRow>, Vec<InteractionRow>);
-
 /// A rendered lead card.
 struct Card {
     lead_id: String,
@@ -46,14 +44,14 @@ struct Card {
     keys: Keyboard,
 }
 
-fn card(facts: &Facts, view: View, headline: &str, viewer: Option<&str>) -> Card {
-    let (lead, identities, interactions) = facts;
+fn card(file: &LeadFile, view: View, headline: &str, viewer: Option<&str>) -> Card {
+    let LeadFile { lead, identities, interactions } = file;
     let (text, keys) = render::card(&LeadFacts { lead, identities, interactions }, view, headline, viewer);
     Card { lead_id: lead.id.clone(), text, keys }
 }
 
-impl TelegramNotifier {
-    pub fn new(settings: Arc<Settings>, store: Store) -> anyhow::Result<Self> {
+impl<D: Directory> TelegramNotifier<D> {
+    pub fn new(settings: Arc<Settings>, directory: D) -> anyhow::Result<Self> {
         use secrecy::ExposeSecret;
         let t = &settings.telegram;
         let bot = match (&t.token, t.enabled) {
@@ -62,7 +60,7 @@ impl TelegramNotifier {
         };
         Ok(TelegramNotifier {
             bot,
-            store,
+            directory,
             overall: RateLimiter::direct(Quota::per_second(per_second(25))),
             // Short bursts pass (a card and the answer to a button); a steady stream is paced.
             per_chat: RateLimiter::keyed(Quota::per_second(per_second(1)).allow_burst(per_second(3))),
@@ -71,25 +69,16 @@ impl TelegramNotifier {
         })
     }
 
-    pub async fn send(&self, m: &OutboxMessage) -> Result<(), NotifyError> {
-        let Some(bot) = &self.bot else {
-            return Err(NotifyError::Permanent("the Telegram channel is not enabled any more".into()));
-        };
-        if let Some(chat) = m.target.strip_prefix("welcome:").and_then(|c| c.parse::<i64>().ok()) {
-            return self.welcome(bot, chat).await;
-        }
-        if let Some(rep) = m.target.strip_prefix(REP_TARGET) {
-            return self.rep_card(bot, rep, m).await;
-        }
-        if let Some(team) = m.target.strip_prefix(TEAM_TARGET) {
-            return self.team_post(bot, team, m).await;
-        }
-        if let Some(rep) = m.target.strip_prefix(ALERT_TARGET) {
-            return self.alert(bot, rep, m).await;
-        }
+    fn bot(&self) -> Result<&Bot, NotifyError> {
+        self.bot.as_ref().ok_or_else(|| NotifyError::Permanent("the Telegram channel is not enabled any more".into()))
+    }
+
+    /// Something the bot does in answer to a rep, as the message's payload says.
+    pub async fn bot_action(&self, m: &OutboxMessage) -> Result<(), NotifyError> {
+        let bot = self.bot()?;
         match serde_json::from_str::<Outgoing>(&m.payload) {
             Ok(out) => self.outgoing(bot, out).await,
-            Err(_) => Err(NotifyError::Permanent(format!("unknown Telegram target {}", m.target))),
+            Err(e) => Err(NotifyError::Permanent(format!("unreadable bot action for {}: {e}", m.delivery.target()))),
         }
     }
 
@@ -107,7 +96,8 @@ impl TelegramNotifier {
         }
     }
 
-    async fn welcome(&self, bot: &Bot, chat: i64) -> Result<(), NotifyError> {
+    pub async fn welcome(&self, chat: i64) -> Result<(), NotifyError> {
+        let bot = self.bot()?;
         let t = &self.settings.telegram;
         self.pace(chat).await;
         let mut request = bot.send_message(ChatId(chat), &t.welcome);
@@ -119,11 +109,20 @@ impl TelegramNotifier {
         request.await.map(|_| ()).map_err(classify)
     }
 
-    async fn facts(&self, lead_id: &str) -> Result<Option<Facts>, NotifyError> {
-        let storage = |e: crate::store::StoreError| NotifyError::Retryable(e.to_string());
-        let Some(lead) = self.store.lead(lead_id).await.map_err(storage)? else { return Ok(None) };
-        let (identities, interactions, _) = self.store.lead_timeline(&lead).await.map_err(storage)?;
-        Ok(Some((lead, identities, interactions)))
+    async fn facts(&self, lead_id: &str) -> Result<LeadFile, NotifyError> {
+        let file = self.directory.lead(lead_id).await.map_err(NotifyError::Lookup)?;
+        file.ok_or_else(|| NotifyError::Skipped("the lead no longer exists".into()))
+    }
+
+    /// The rep and their chat, when they hear by Telegram.
+    async fn rep_chat(&self, rep_id: &str, otherwise: &str) -> Result<(RepRecord, i64), NotifyError> {
+        let Some(rep) = self.directory.rep(rep_id).await.map_err(NotifyError::Lookup)? else {
+            return Err(NotifyError::Skipped("the rep no longer exists".into()));
+        };
+        match rep.telegram_chat_id.filter(|_| hears_by(&rep, &self.settings) == NotifyVia::Telegram) {
+            Some(chat) => Ok((rep, chat)),
+            None => Err(NotifyError::Skipped(otherwise.into())),
+        }
     }
 
     /// Sends a card and remembers it, so that a reply to it reaches the lead.
@@ -131,10 +130,7 @@ impl TelegramNotifier {
         self.pace(chat).await;
         let sent =
             bot.send_message(ChatId(chat), card.text).reply_markup(markup(&card.keys)).await.map_err(classify)?;
-        self.store
-            .remember_message(&message_ref(chat, i64::from(sent.id.0)), &card.lead_id)
-            .await
-            .map_err(|e| NotifyError::Retryable(e.to_string()))
+        self.directory.remember(TelegramMessage::new(chat, sent.id.0), &card.lead_id).await.map_err(NotifyError::Lookup)
     }
 
     async fn edit_card(&self, bot: &Bot, chat: i64, message: i32, card: Card) -> Result<(), NotifyError> {
@@ -145,20 +141,13 @@ impl TelegramNotifier {
 
     /// A rep's notification about their lead, unless they hear by email or it is not theirs
     /// any more.
-    async fn rep_card(&self, bot: &Bot, rep_id: &str, m: &OutboxMessage) -> Result<(), NotifyError> {
-        let storage = |e: crate::store::StoreError| NotifyError::Retryable(e.to_string());
-        let Some(rep) = self.store.rep(rep_id).await.map_err(storage)? else {
-            return Err(NotifyError::Skipped("the rep no longer exists".into()));
-        };
-        let Some(chat) = rep.telegram_chat_id.filter(|_| hears_by(&rep, &self.settings) == NotifyVia::Telegram) else {
-            return Err(NotifyError::Skipped("the rep hears about leads by email".into()));
-        };
+    pub async fn rep_card(&self, rep_id: &str, m: &OutboxMessage) -> Result<(), NotifyError> {
+        let bot = self.bot()?;
+        let (rep, chat) = self.rep_chat(rep_id, "the rep hears about leads by email").await?;
         let event: Value = serde_json::from_str(&m.payload).unwrap_or_default();
         let lead_id = event["data"]["lead"]["id"].as_str().unwrap_or_default();
-        let Some(facts) = self.facts(lead_id).await? else {
-            return Err(NotifyError::Skipped("the lead no longer exists".into()));
-        };
-        if facts.0.owner.as_ref().is_none_or(|o| o.id != rep.id) {
+        let facts = self.facts(lead_id).await?;
+        if facts.lead.owner.as_ref().is_none_or(|o| o.id != rep.id) {
             return Err(NotifyError::Skipped("the lead has another owner now".into()));
         }
         let headline = render::headline(m.event(), event["data"]["reason"].as_str(), View::Rep);
@@ -167,14 +156,9 @@ impl TelegramNotifier {
 
     /// A reminder, escalation, stale-lead alert or digest, as its text says, with the lead's
     /// command to open it.
-    async fn alert(&self, bot: &Bot, rep_id: &str, m: &OutboxMessage) -> Result<(), NotifyError> {
-        let storage = |e: crate::store::StoreError| NotifyError::Retryable(e.to_string());
-        let Some(rep) = self.store.rep(rep_id).await.map_err(storage)? else {
-            return Err(NotifyError::Skipped("the rep no longer exists".into()));
-        };
-        let Some(chat) = rep.telegram_chat_id.filter(|_| hears_by(&rep, &self.settings) == NotifyVia::Telegram) else {
-            return Err(NotifyError::Skipped("the rep hears by email".into()));
-        };
+    pub async fn alert(&self, rep_id: &str, m: &OutboxMessage) -> Result<(), NotifyError> {
+        let bot = self.bot()?;
+        let (_, chat) = self.rep_chat(rep_id, "the rep hears by email").await?;
         let event: Value = serde_json::from_str(&m.payload).unwrap_or_default();
         let mut text = event["data"]["alert"]["text"].as_str().unwrap_or_default().to_owned();
         if text.is_empty() {
@@ -188,24 +172,22 @@ impl TelegramNotifier {
     }
 
     /// The team chat's post about a lead: made when the lead is new, edited when it changes.
-    async fn team_post(&self, bot: &Bot, team_id: &str, m: &OutboxMessage) -> Result<(), NotifyError> {
+    pub async fn team_post(&self, team_id: &str, m: &OutboxMessage) -> Result<(), NotifyError> {
+        let bot = self.bot()?;
         let Some(chat) = self.settings.team(team_id).and_then(|t| t.notify_chat_id) else {
             return Err(NotifyError::Skipped("the team has no notify_chat_id any more".into()));
         };
         let event: Value = serde_json::from_str(&m.payload).unwrap_or_default();
         let lead_id = event["data"]["lead"]["id"].as_str().unwrap_or_default();
-        let Some(facts) = self.facts(lead_id).await? else {
-            return Err(NotifyError::Skipped("the lead no longer exists".into()));
-        };
-        let posted =
-            self.store.messages_in_chat(lead_id, chat).await.map_err(|e| NotifyError::Retryable(e.to_string()))?;
-        let headline = render::headline(Some(LEAD_CREATED), None, View::Team);
+        let facts = self.facts(lead_id).await?;
+        let posted = self.directory.posts_in_chat(lead_id, chat).await.map_err(NotifyError::Lookup)?;
+        let headline = render::headline(Some(EventType::LeadCreated), None, View::Team);
         match (posted.first(), m.event()) {
             (Some(&message), _) => {
                 let message = i32::try_from(message).unwrap_or_default();
                 self.edit_card(bot, chat, message, card(&facts, View::Team, headline, None)).await
             }
-            (None, Some(LEAD_CREATED)) => self.send_card(bot, chat, card(&facts, View::Team, headline, None)).await,
+            (None, Some(EventType::LeadCreated)) => self.send_card(bot, chat, card(&facts, View::Team, headline, None)).await,
             (None, _) => Err(NotifyError::Skipped("the lead was never announced in the team chat".into())),
         }
     }
@@ -217,20 +199,14 @@ impl TelegramNotifier {
                 bot.send_message(ChatId(chat), text).await.map(|_| ()).map_err(classify)
             }
             Outgoing::Card { chat, lead, view } => {
-                let Some(facts) = self.facts(&lead).await? else {
-                    return Err(NotifyError::Skipped("the lead no longer exists".into()));
-                };
-                let viewer =
-                    self.store.rep_by_telegram(chat).await.map_err(|e| NotifyError::Retryable(e.to_string()))?;
+                let facts = self.facts(&lead).await?;
+                let viewer = self.directory.rep_in_chat(chat).await.map_err(NotifyError::Lookup)?;
                 let headline = render::headline(None, None, view);
                 self.send_card(bot, chat, card(&facts, view, headline, viewer.as_deref())).await
             }
             Outgoing::EditCard { chat, message, lead, view } => {
-                let Some(facts) = self.facts(&lead).await? else {
-                    return Err(NotifyError::Skipped("the lead no longer exists".into()));
-                };
-                let viewer =
-                    self.store.rep_by_telegram(chat).await.map_err(|e| NotifyError::Retryable(e.to_string()))?;
+                let facts = self.facts(&lead).await?;
+                let viewer = self.directory.rep_in_chat(chat).await.map_err(NotifyError::Lookup)?;
                 let headline = render::headline(None, None, view);
                 self.edit_card(bot, chat, message, card(&facts, view, headline, viewer.as_deref())).await
             }
@@ -264,7 +240,7 @@ impl TelegramNotifier {
             Ok(copy) => {
                 // The prospect's reply to the copy is a message to the bot like any other; the
                 // ref lets a rep see which lead a copy belonged to.
-                let _ = self.store.remember_message(&message_ref(to, i64::from(copy.0)), lead).await;
+                let _ = self.directory.remember(TelegramMessage::new(to, copy.0), lead).await;
                 let thumbs = vec![ReactionType::Emoji { emoji: "👍".into() }];
                 if let Err(e) = bot.set_message_reaction(ChatId(from_chat), MessageId(message)).reaction(thumbs).await {
                     tracing::debug!(error = %e, "could not mark the relayed message");
@@ -273,7 +249,7 @@ impl TelegramNotifier {
             }
             Err(RequestError::Api(ApiError::BotBlocked | ApiError::UserDeactivated | ApiError::ChatNotFound)) => {
                 let now = ms(jiff::Timestamp::now());
-                if let Err(e) = self.store.mark_telegram_unreachable(to, now).await {
+                if let Err(e) = self.directory.unreachable(to, now).await {
                     tracing::warn!(error = %e, "could not mark the prospect unreachable");
                 }
                 self.pace(from_chat).await;

@@ -6,7 +6,7 @@ use sha2::Sha256;
 
 use super::NotifyError;
 use crate::settings::Settings;
-use crate::store::OutboxMessage;
+use crate::domain::records::OutboxMessage;
 
 pub const SIGNATURE_HEADER: &str = "x-leadrouter-signature";
 pub const EVENT_ID_HEADER: &str = "x-leadrouter-event-id";
@@ -40,10 +40,10 @@ impl WebhookNotifier {
     }
 
     #[tracing::instrument(skip_all, fields(event_id = %m.event_id, event = %m.event_type, delivery = %m.id))]
-    pub async fn send(&self, m: &OutboxMessage) -> Result<(), NotifyError> {
+    pub async fn send(&self, target: &str, m: &OutboxMessage) -> Result<(), NotifyError> {
         // The URL may have left the config since the message was written.
-        let Some((url, secret)) = self.targets.iter().find(|(url, _)| *url == m.target) else {
-            return Err(NotifyError::Permanent(format!("webhook {} is no longer configured", m.target)));
+        let Some((url, secret)) = self.targets.iter().find(|(url, _)| url == target) else {
+            return Err(NotifyError::Permanent(format!("webhook {target} is no longer configured")));
         };
         let mut request = self
             .client

@@ -78,8 +78,8 @@ fn push_reply(b: &mut Batch, r: &Reply, now: i64) {
          VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $8) ON CONFLICT (kind, target, event_id) DO NOTHING",
         vec![
             new_id().into(),
-            r.kind.into(),
-            r.target.as_str().into(),
+            r.delivery.kind().into(),
+            r.delivery.target().into(),
             r.key.as_str().into(),
             r.label.into(),
             r.lead_id.clone().into(),

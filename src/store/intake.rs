@@ -28,8 +28,8 @@ pub struct NewEvent {
     pub actor: Option<String>,
     pub data: serde_json::Value,
     pub at: i64,
-    /// `(kind, target)` of each outbox message to write, e.g. `("webhook", url)`.
-    pub deliveries: Vec<(&'static str, String)>,
+    /// The outbox messages to write.
+    pub deliveries: Vec<crate::domain::Delivery>,
     /// Domain of the Message-IDs of our emails: each email delivery's id is recorded so a
     /// reply to it joins the lead.
     pub email_domain: Option<String>,
@@ -201,9 +201,9 @@ pub(super) fn push_events(b: &mut Batch, events: &[NewEvent]) {
             data.as_str().into(),
             e.at.into(),
         ]);
-        for (kind, target) in &e.deliveries {
+        for delivery in &e.deliveries {
             let outbox_id = new_id();
-            if let (&"email", Some(domain), Some(lead)) = (kind, &e.email_domain, &e.lead_id) {
+            if let ("email", Some(domain), Some(lead)) = (delivery.kind(), &e.email_domain, &e.lead_id) {
                 b.exec(
                     "INSERT INTO thread_refs (message_id, lead_id) VALUES ($1, $2) ON CONFLICT (message_id) DO NOTHING",
                     vec![format!("{outbox_id}@{domain}").into(), lead.into()],
@@ -214,8 +214,8 @@ pub(super) fn push_events(b: &mut Batch, events: &[NewEvent]) {
             outbox_sql.push_str(&format!("{sep}({}, 'pending', ${}, ${})", placeholders(k, 7), k + 8, k + 8));
             outbox_args.extend([
                 outbox_id.into(),
-                (*kind).into(),
-                target.into(),
+                delivery.kind().into(),
+                delivery.target().into(),
                 e.id.as_str().into(),
                 e.event_type.as_str().into(),
                 e.lead_id.clone().into(),

@@ -44,7 +44,7 @@ pub use rows::{AssignmentRow, IdentityRow, InteractionRow, LeadRow, OwnerRef};
 pub use sessions::SessionRow;
 pub use singleton::SingletonGuard;
 pub use stats::{Bucket, ExportRow, Percentiles, RepStats, SeriesPoint, Summary, SummaryQuery};
-pub use telegram::{TelegramContact, message_ref};
+pub use telegram::TelegramContact;
 // The store's own modules use these as `super::…`; everyone else takes them from `base`.
 use crate::base::{from_ms, ms, new_id, token_hash};
 

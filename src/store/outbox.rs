@@ -2,6 +2,7 @@
 
 use super::rows::{Col, Sql};
 use super::{Backend, Result, Store};
+use crate::domain::Delivery;
 
 pub use crate::domain::records::OutboxMessage;
 
@@ -42,8 +43,7 @@ impl Store {
         for r in &rows {
             let m = OutboxMessage {
                 id: r.col("id")?,
-                kind: r.col("kind")?,
-                target: r.col("target")?,
+                delivery: Delivery::from_columns(&r.col::<String>("kind")?, &r.col::<String>("target")?),
                 event_id: r.col("event_id")?,
                 event_type: r.col("event_type")?,
                 payload: r.col("payload")?,

@@ -1,10 +1,11 @@
 //! What the Telegram rep side keeps: one-time codes that link a rep's chat, and which of our
-//! messages (`tg:<chat>:<message>`) belong to which lead, so that a rep's reply to one reaches
+//! messages (`msg:<chat>:<message>`) belong to which lead, so that a rep's reply to one reaches
 //! that lead's prospect and a team announcement can be edited later.
 
 use super::inbound::InboundRecord;
 use super::rows::Col;
 use super::{Result, Store, Tx, new_id};
+use crate::domain::TelegramMessage;
 
 /// The prospect's Telegram account on a lead's contact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,11 +13,6 @@ pub struct TelegramContact {
     pub user_id: i64,
     /// They blocked the bot: nothing we send arrives.
     pub blocked: bool,
-}
-
-/// The key of one Telegram message in `thread_refs`.
-pub fn message_ref(chat_id: i64, message_id: i64) -> String {
-    format!("tg:{chat_id}:{message_id}")
 }
 
 impl Store {
@@ -33,21 +29,21 @@ impl Store {
     }
 
     /// The lead a message we sent belongs to.
-    pub async fn lead_of_message(&self, key: &str) -> Result<Option<String>> {
+    pub async fn lead_of_message(&self, message: TelegramMessage) -> Result<Option<String>> {
         let id = sqlx::query_scalar("SELECT lead_id FROM thread_refs WHERE message_id = $1")
-            .bind(key.to_owned())
+            .bind(message.key())
             .fetch_optional(self.reader())
             .await?;
         Ok(id)
     }
 
     /// Remembers that a message we just sent is about `lead_id`.
-    pub async fn remember_message(&self, key: &str, lead_id: &str) -> Result<()> {
+    pub async fn remember_message(&self, message: TelegramMessage, lead_id: &str) -> Result<()> {
         let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO thread_refs (message_id, lead_id) VALUES ($1, $2) ON CONFLICT (message_id) DO NOTHING",
         )
-        .bind(key.to_owned())
+        .bind(message.key())
         .bind(lead_id.to_owned())
         .execute(&mut *tx.tx)
         .await?;
@@ -56,14 +52,17 @@ impl Store {
 
     /// Our messages about `lead_id` in Telegram chat `chat_id`, oldest first.
     pub async fn messages_in_chat(&self, lead_id: &str, chat_id: i64) -> Result<Vec<i64>> {
-        let prefix = format!("tg:{chat_id}:");
         let keys: Vec<String> =
             sqlx::query_scalar("SELECT message_id FROM thread_refs WHERE lead_id = $1 ORDER BY message_id")
                 .bind(lead_id.to_owned())
                 .fetch_all(self.reader())
                 .await?;
-        let mut ids: Vec<i64> =
-            keys.iter().filter_map(|k| k.strip_prefix(&prefix)).filter_map(|m| m.parse().ok()).collect();
+        let mut ids: Vec<i64> = keys
+            .iter()
+            .filter_map(|k| TelegramMessage::from_key(k))
+            .filter(|m| m.chat == chat_id)
+            .map(|m| m.message)
+            .collect();
         ids.sort_unstable();
         Ok(ids)
     }

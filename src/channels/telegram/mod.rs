@@ -22,7 +22,8 @@ use super::{Decoded, Inlet, Item, Unavailable};
 use crate::base::retry::{backoff, sleep_or_cancel};
 use crate::domain::identity::TelegramUserId;
 use crate::domain::{
-    Attachment, Bookkeeping, Channel, EmailAddress, Identity, InboundMeta, Inquiry, Message, PhoneE164, Reply, Source,
+    Attachment, Bookkeeping, Channel, Delivery, EmailAddress, Identity, InboundMeta, Inquiry, Message, PhoneE164, Reply,
+    Source, TelegramMessage,
 };
 use crate::settings::TelegramSettings;
 
@@ -240,8 +241,7 @@ fn decoded(key: &str, event: TelegramEvent, bot: Option<&str>) -> Decoded {
             let mut also: Vec<Bookkeeping> = user(m.from.id).map(Bookkeeping::Deliverable).into_iter().collect();
             if m.start_payload.is_some() {
                 also.push(Bookkeeping::Reply(Reply {
-                    kind: "telegram",
-                    target: format!("welcome:{}", m.chat_id),
+                    delivery: Delivery::Welcome { chat: m.chat_id },
                     key: key.to_owned(),
                     label: "telegram.welcome",
                     lead_id: None,
@@ -305,5 +305,5 @@ pub fn inquiry(key: &str, m: &ProspectMessage, bot: Option<&str>) -> Inquiry {
 
 /// A Telegram message's id on the timeline.
 pub fn message_key(chat_id: i64, message_id: i32) -> String {
-    format!("msg:{chat_id}:{message_id}")
+    TelegramMessage::new(chat_id, message_id).key()
 }
