@@ -74,6 +74,58 @@ impl fmt::Display for EventType {
     }
 }
 
+/// What the notifiers read of an event as stored (`{"id", "type", "at", "data": {…}}`),
+/// parsed once by name instead of by path. Everything is optional: an event carries only
+/// what its type needs.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct EventBody {
+    pub data: EventData,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct EventData {
+    pub lead: Option<LeadRef>,
+    pub message: Option<MessageRef>,
+    /// A reminder's, escalation's or digest's ready-made words.
+    pub alert: Option<super::followup::Alert>,
+    /// Why the lead was assigned (`sla`, `claimed`, …).
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct LeadRef {
+    pub id: String,
+    pub contact: Option<ContactRef>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct ContactRef {
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct MessageRef {
+    pub subject: Option<String>,
+    /// The channel's id of the message (an email's Message-ID).
+    pub external_id: Option<String>,
+}
+
+impl EventBody {
+    /// An unreadable body reads as empty: the notifier then finds nothing to say and says so.
+    pub fn parse(json: &str) -> EventBody {
+        serde_json::from_str(json).unwrap_or_default()
+    }
+
+    pub fn lead_id(&self) -> Option<&str> {
+        self.data.lead.as_ref().map(|l| l.id.as_str()).filter(|id| !id.is_empty())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +137,22 @@ mod tests {
             assert_eq!(serde_json::to_value(t).ok(), Some(serde_json::Value::String(t.as_str().into())));
         }
         assert_eq!(EventType::parse("lead.nothing"), None);
+    }
+
+    #[test]
+    fn bodies_read_what_notifiers_need_and_tolerate_the_rest() {
+        let body = EventBody::parse(
+            r#"{"id":"e1","type":"lead.created","at":"2026-01-01T00:00:00Z","data":{"lead":{"id":"l1",
+               "contact":{"name":"Ana"},"status":"new"},"message":{"subject":"Hi","external_id":"a@b"},
+               "reason":"round_robin","extra":[1,2]}}"#,
+        );
+        assert_eq!(body.lead_id(), Some("l1"));
+        assert_eq!(body.data.lead.and_then(|l| l.contact?.name).as_deref(), Some("Ana"));
+        assert_eq!(body.data.message.and_then(|m| m.external_id).as_deref(), Some("a@b"));
+        assert_eq!(body.data.reason.as_deref(), Some("round_robin"));
+        let alert = EventBody::parse(r#"{"data":{"alert":{"subject":"S","text":"T"}}}"#);
+        assert_eq!(alert.data.alert.map(|a| (a.subject, a.text)), Some(("S".into(), "T".into())));
+        assert_eq!(EventBody::parse("not json").lead_id(), None);
+        assert_eq!(EventBody::parse(r#"{"data":{"lead":{"id":""}}}"#).lead_id(), None);
     }
 }

@@ -13,7 +13,7 @@ pub fn parse_clock(text: &str) -> Option<Time> {
 }
 
 /// A message for a rep or manager: the email's subject, and the text (Telegram or email body).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Alert {
     pub subject: String,
     pub text: String,

@@ -119,5 +119,10 @@ impl OutboxMessage {
     pub fn event(&self) -> Option<EventType> {
         EventType::parse(&self.event_type)
     }
+
+    /// What the event says, as far as the notifiers read it.
+    pub fn body(&self) -> super::event::EventBody {
+        super::event::EventBody::parse(&self.payload)
+    }
 }
 

@@ -11,11 +11,11 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::Tls;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use secrecy::ExposeSecret;
-use serde_json::Value;
 
 use super::{Directory, LeadFile, NotifyError};
 use crate::base::ms;
 use crate::domain::EventType;
+use crate::domain::event::EventBody;
 use crate::domain::records::OutboxMessage;
 use crate::settings::{EmailNotifySettings, NotifyVia, Settings, SmtpTls};
 
@@ -53,7 +53,7 @@ struct Smtp {
 /// One message about to be written: the relay, its event and its Message-ID.
 struct Draft<'a> {
     smtp: &'a Smtp,
-    event: Value,
+    event: EventBody,
     message_id: String,
 }
 
@@ -91,7 +91,7 @@ impl<D: Directory> EmailNotifier<D> {
         let Some(smtp) = &self.transport else {
             return Err(NotifyError::Permanent("no [notify.email] is configured any more".into()));
         };
-        let event: Value = serde_json::from_str(&m.payload).unwrap_or_default();
+        let event = m.body();
         // The id `thread_refs` holds for this message, so a reply to it joins the lead.
         let message_id = format!("<{}@{}>", m.id, smtp.domain);
         Ok(Draft { smtp, event, message_id })
@@ -124,12 +124,12 @@ impl<D: Directory> EmailNotifier<D> {
     pub async fn alert_email(&self, rep_id: &str, m: &OutboxMessage) -> Result<(), NotifyError> {
         let Draft { smtp, event, message_id } = self.draft(m)?;
         let to = self.email_recipient(rep_id).await?;
-        let alert = &event["data"]["alert"];
-        let (Some(subject), Some(text)) = (alert["subject"].as_str(), alert["text"].as_str()) else {
+        let Some(alert) = &event.data.alert else {
             return Err(NotifyError::Permanent("the event carries no alert".into()));
         };
+        let (subject, text) = (&alert.subject, &alert.text);
         let mut body = format!("{text}\n");
-        if let Some(lead) = event["data"]["lead"]["id"].as_str() {
+        if let Some(lead) = event.lead_id() {
             body.push_str(&format!("\nOpen the lead: {}\n", self.lead_link(lead)));
         }
         self.post(smtp, note_to_rep(&smtp.from, to, subject, message_id, body)?).await
@@ -144,7 +144,7 @@ impl<D: Directory> EmailNotifier<D> {
     pub async fn rep_email(&self, rep_id: &str, m: &OutboxMessage) -> Result<(), NotifyError> {
         let Draft { smtp, event, message_id } = self.draft(m)?;
         let to = self.email_recipient(rep_id).await?;
-        let lead_id = event["data"]["lead"]["id"].as_str().unwrap_or_default();
+        let lead_id = event.lead_id().unwrap_or_default();
         let LeadFile { lead, identities, interactions } = self
             .directory
             .lead(lead_id)
@@ -209,8 +209,9 @@ impl<D: Directory> EmailNotifier<D> {
         if self.directory.acknowledged_since(address, since, &m.id).await.map_err(NotifyError::Lookup)? {
             return Err(NotifyError::Skipped(format!("{address} was acknowledged within the window")));
         }
-        let name = event["data"]["lead"]["contact"]["name"].as_str().unwrap_or("there");
-        let subject = event["data"]["message"]["subject"].as_str().unwrap_or("your message");
+        let name = event.data.lead.as_ref().and_then(|l| l.contact.as_ref()?.name.as_deref()).unwrap_or("there");
+        let message = event.data.message.as_ref();
+        let subject = message.and_then(|m| m.subject.as_deref()).unwrap_or("your message");
         let fill = |t: &str| t.replace("{name}", name).replace("{subject}", subject);
         let to: Mailbox = address.parse().map_err(|e| NotifyError::Permanent(format!("`{address}`: {e}")))?;
         let mut builder = Message::builder()
@@ -219,8 +220,7 @@ impl<D: Directory> EmailNotifier<D> {
             .subject(fill(&mailbox.acknowledge_subject))
             .message_id(Some(message_id))
             .header(AutoSubmitted);
-        if let Some(original) = event["data"]["message"]["external_id"].as_str().filter(|id| !id.starts_with("sha256:"))
-        {
+        if let Some(original) = message.and_then(|m| m.external_id.as_deref()).filter(|id| !id.starts_with("sha256:")) {
             builder = builder.in_reply_to(format!("<{original}>")).references(format!("<{original}>"));
         }
         let email = builder.body(fill(&mailbox.acknowledge_text)).map_err(|e| NotifyError::Permanent(e.to_string()))?;

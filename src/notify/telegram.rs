@@ -8,7 +8,6 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
-use serde_json::Value;
 use teloxide::prelude::*;
 use teloxide::types::{
     ButtonRequest, CallbackQueryId, InlineKeyboardButton, InlineKeyboardMarkup, KeyboardButton, KeyboardMarkup,
@@ -144,13 +143,12 @@ impl<D: Directory> TelegramNotifier<D> {
     pub async fn rep_card(&self, rep_id: &str, m: &OutboxMessage) -> Result<(), NotifyError> {
         let bot = self.bot()?;
         let (rep, chat) = self.rep_chat(rep_id, "the rep hears about leads by email").await?;
-        let event: Value = serde_json::from_str(&m.payload).unwrap_or_default();
-        let lead_id = event["data"]["lead"]["id"].as_str().unwrap_or_default();
-        let facts = self.facts(lead_id).await?;
+        let event = m.body();
+        let facts = self.facts(event.lead_id().unwrap_or_default()).await?;
         if facts.lead.owner.as_ref().is_none_or(|o| o.id != rep.id) {
             return Err(NotifyError::Skipped("the lead has another owner now".into()));
         }
-        let headline = render::headline(m.event(), event["data"]["reason"].as_str(), View::Rep);
+        let headline = render::headline(m.event(), event.data.reason.as_deref(), View::Rep);
         self.send_card(bot, chat, card(&facts, View::Rep, headline, Some(&rep.id))).await
     }
 
@@ -159,12 +157,12 @@ impl<D: Directory> TelegramNotifier<D> {
     pub async fn alert(&self, rep_id: &str, m: &OutboxMessage) -> Result<(), NotifyError> {
         let bot = self.bot()?;
         let (_, chat) = self.rep_chat(rep_id, "the rep hears by email").await?;
-        let event: Value = serde_json::from_str(&m.payload).unwrap_or_default();
-        let mut text = event["data"]["alert"]["text"].as_str().unwrap_or_default().to_owned();
+        let event = m.body();
+        let mut text = event.data.alert.as_ref().map(|a| a.text.clone()).unwrap_or_default();
         if text.is_empty() {
             return Err(NotifyError::Permanent("the event carries no alert text".into()));
         }
-        if let Some(lead) = event["data"]["lead"]["id"].as_str() {
+        if let Some(lead) = event.lead_id() {
             text.push_str(&format!("\n/lead_{}", render::short_id(lead)));
         }
         self.pace(chat).await;
@@ -177,10 +175,9 @@ impl<D: Directory> TelegramNotifier<D> {
         let Some(chat) = self.settings.team(team_id).and_then(|t| t.notify_chat_id) else {
             return Err(NotifyError::Skipped("the team has no notify_chat_id any more".into()));
         };
-        let event: Value = serde_json::from_str(&m.payload).unwrap_or_default();
-        let lead_id = event["data"]["lead"]["id"].as_str().unwrap_or_default();
-        let facts = self.facts(lead_id).await?;
-        let posted = self.directory.posts_in_chat(lead_id, chat).await.map_err(NotifyError::Lookup)?;
+        let lead_id = m.body().lead_id().unwrap_or_default().to_owned();
+        let facts = self.facts(&lead_id).await?;
+        let posted = self.directory.posts_in_chat(&lead_id, chat).await.map_err(NotifyError::Lookup)?;
         let headline = render::headline(Some(EventType::LeadCreated), None, View::Team);
         match (posted.first(), m.event()) {
             (Some(&message), _) => {
