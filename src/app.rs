@@ -12,9 +12,11 @@ use crate::base::{ms, token_hash};
 use crate::channels::email::MailboxReader;
 use crate::channels::status::ChannelStatus;
 use crate::channels::telegram::{TelegramChannel, TelegramError};
+use crate::core::Core;
 use crate::http::{AppState, ConnectionLimits, router, serve};
 use crate::inbox::Inbox;
 use crate::intake::Intake;
+use crate::jobs::Jobs;
 use crate::notify::Notifiers;
 use crate::outbox::OutboxWorker;
 use crate::settings::{Settings, TelegramMode};
@@ -105,7 +107,7 @@ impl App {
             tracing::warn!("no auth.admin_tokens configured: the admin API is closed");
         }
         let settings = Arc::new(settings);
-        let intake = Intake::new(store, settings.clone());
+        let intake = Intake::new(Core::new(store, settings.clone()));
         let inbox = Inbox::new(intake.clone());
         let telegram = if settings.telegram.enabled {
             Some(Arc::new(start_telegram(&settings, inbox.clone()).await?))
@@ -145,15 +147,15 @@ impl App {
         }
 
         let worker = OutboxWorker {
-            store: self.intake.store.clone(),
-            notifiers: Notifiers::new(&self.settings, self.intake.store.clone())?,
+            store: self.intake.core.store.clone(),
+            notifiers: Notifiers::new(&self.settings, self.intake.core.store.clone())?,
             settings: self.settings.outbox.clone(),
-            wakeup: self.intake.outbox_wakeup.clone(),
+            wakeup: self.intake.core.outbox_wakeup(),
         };
         tasks.spawn(worker.run(cancel.child_token()));
         let limiter_state = state.clone();
-        tasks.spawn(crate::scheduler::run(
-            self.intake.clone(),
+        tasks.spawn(crate::jobs::run(
+            Jobs::new(self.intake.core.clone()),
             self.settings.scheduler.unassigned_interval.0,
             move || limiter_state.prune_rate_limits(),
             cancel.child_token(),
@@ -186,7 +188,7 @@ impl App {
             server.abort();
             tasks.abort_all();
         }
-        self.intake.store.close().await;
+        self.intake.core.store.close().await;
         tracing::info!("stopped");
         Ok(())
     }

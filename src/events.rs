@@ -6,8 +6,8 @@ use crate::base::new_id;
 use crate::settings::Settings;
 use crate::store::NewEvent;
 
-use crate::domain::{Delivery, NotifyVia};
 pub use crate::domain::EventType;
+use crate::domain::{Delivery, NotifyVia};
 
 pub const LEAD_CREATED: EventType = EventType::LeadCreated;
 pub const LEAD_ASSIGNED: EventType = EventType::LeadAssigned;
@@ -38,8 +38,13 @@ pub fn lead_event(
 /// An event about no lead in particular (a digest).
 pub fn event(settings: &Settings, event_type: EventType, actor: Option<&str>, data: Value, at: i64) -> NewEvent {
     let id = new_id();
-    let deliveries =
-        settings.notify.webhooks.iter().filter(|w| w.wants(event_type)).map(|w| Delivery::Webhook { url: w.url.clone() }).collect();
+    let deliveries = settings
+        .notify
+        .webhooks
+        .iter()
+        .filter(|w| w.wants(event_type))
+        .map(|w| Delivery::Webhook { url: w.url.clone() })
+        .collect();
     let at_rfc = crate::base::from_ms(at).to_string();
     let body = json!({ "id": id, "type": event_type.as_str(), "at": at_rfc, "data": data });
     NewEvent {
@@ -94,4 +99,3 @@ pub fn acknowledge(event: &mut NewEvent, settings: &Settings, mailbox: &str, add
         event.deliveries.push(Delivery::Acknowledgement { mailbox: mailbox.to_owned(), address: address.to_owned() });
     }
 }
-

@@ -10,6 +10,7 @@ use crate::channels::{Decoded, Held, Inlet, Item, Unavailable};
 use crate::console::telegram::TelegramConsole;
 use crate::domain::{Bookkeeping, Cursor};
 use crate::intake::{Intake, IntakeError, RawItem};
+use crate::pipeline::Pipeline;
 use crate::store::{InboundRecord, StoreError};
 
 /// The application's side of the channels.
@@ -45,7 +46,7 @@ impl Raw {
 
 impl Inbox {
     pub fn new(intake: Intake) -> Self {
-        Inbox { console: TelegramConsole::new(intake.clone()), intake }
+        Inbox { console: TelegramConsole::new(Pipeline::new(intake.core.clone())), intake }
     }
 
     async fn inquiry(
@@ -59,7 +60,12 @@ impl Inbox {
             Ok(outcome) => Ok(outcome.lead_id().map(str::to_owned)),
             // Kept as a failed item (replay retries it); what came with it still counts.
             Err(IntakeError::Failed { .. }) => {
-                self.intake.store.write_bookkeeping(&also, ms(jiff::Timestamp::now())).await.map_err(unavailable)?;
+                self.intake
+                    .core
+                    .store
+                    .write_bookkeeping(&also, ms(jiff::Timestamp::now()))
+                    .await
+                    .map_err(unavailable)?;
                 Ok(None)
             }
             Err(IntakeError::Unavailable(e)) => Err(unavailable(e)),
@@ -74,7 +80,7 @@ impl Inbox {
                 self.console.button(&raw.record("button"), &callback, &from, at, &data).await
             }
             Input::Message { message, inquiry, also } => {
-                match self.intake.store.rep_in_telegram(message.from.id).await.map_err(unavailable)? {
+                match self.intake.core.store.rep_in_telegram(message.from.id).await.map_err(unavailable)? {
                     Some(rep) => self.console.message(&raw.record("rep"), &rep, &message).await,
                     None => return self.inquiry(raw, &inquiry, also).await,
                 }
@@ -87,7 +93,7 @@ impl Inbox {
 impl Inlet for Inbox {
     async fn take(&self, item: Item) -> Result<Option<String>, Unavailable> {
         let now = ms(jiff::Timestamp::now());
-        let store = &self.intake.store;
+        let store = &self.intake.core.store;
         let Item { channel, key, meta, payload, decoded } = item;
         let raw = Raw { channel, key, meta, payload };
         match decoded {
@@ -114,20 +120,20 @@ impl Inlet for Inbox {
                     .map_err(unavailable)?;
             }
         }
-        self.intake.outbox_wakeup.notify_one();
+        self.intake.core.wake_outbox();
         Ok(None)
     }
 
     async fn hold(&self, worker: &str) -> Result<Option<Held>, Unavailable> {
-        let guard = self.intake.store.try_singleton(worker).await.map_err(unavailable)?;
+        let guard = self.intake.core.store.try_singleton(worker).await.map_err(unavailable)?;
         Ok(guard.map(|g| Box::new(g) as Held))
     }
 
     async fn cursor(&self, mailbox: &str) -> Result<Option<Cursor>, Unavailable> {
-        self.intake.store.mailbox_cursor(mailbox).await.map_err(unavailable)
+        self.intake.core.store.mailbox_cursor(mailbox).await.map_err(unavailable)
     }
 
     async fn reset_cursor(&self, mailbox: &str, cursor: Cursor) -> Result<(), Unavailable> {
-        self.intake.store.reset_cursor(mailbox, cursor, ms(jiff::Timestamp::now())).await.map_err(unavailable)
+        self.intake.core.store.reset_cursor(mailbox, cursor, ms(jiff::Timestamp::now())).await.map_err(unavailable)
     }
 }

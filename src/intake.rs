@@ -8,28 +8,25 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::json;
-use tokio::sync::Notify;
 use tracing::Instrument;
 
-use crate::base::retry::on_conflict;
+use crate::assignment::{assigned_event, team_ref};
 use crate::base::{ms, new_id};
+use crate::core::Core;
 use crate::domain::plan::{self, LeadStep, MergePolicy, Owner, Plan, TeamContext};
-use crate::domain::routing::{self, Candidate, Facts, Strategy};
+use crate::domain::routing::{self, Candidate, Facts};
 use crate::domain::{Bookkeeping, Channel, Identity, InboundMeta, Inquiry};
-use crate::events::{self, LEAD_ASSIGNED, LEAD_CREATED, LEAD_MESSAGE};
+use crate::events::{self, LEAD_CREATED, LEAD_MESSAGE};
 use crate::settings::Settings;
-use crate::store::{IntakeRequest, IntakeRules, NewEvent, Store, StoreError, TeamRef, payload_sha256};
+use crate::store::{IntakeRequest, IntakeRules, NewEvent, StoreError, TeamRef, payload_sha256};
 
 pub use crate::domain::Outcome;
 
-/// Everything intake needs, shared by channels, API and scheduler.
+/// The one way in: channels (through the inbox), the API and forms submit inquiries here.
 #[derive(Clone)]
 pub struct Intake {
-    pub store: Store,
-    pub settings: Arc<Settings>,
+    pub core: Core,
     decisions: Arc<Decisions>,
-    /// Rung after commits that may have written outbox rows.
-    pub outbox_wakeup: Arc<Notify>,
 }
 
 /// The raw item as received, kept for replay.
@@ -66,9 +63,10 @@ struct Decisions {
 }
 
 impl Intake {
-    pub fn new(store: Store, settings: Arc<Settings>) -> Self {
-        let decisions = Arc::new(Decisions { routing: settings.rules(), settings: settings.clone() });
-        Intake { store, settings, decisions, outbox_wakeup: Arc::new(Notify::new()) }
+    pub fn new(core: Core) -> Self {
+        let settings = core.settings.clone();
+        let decisions = Arc::new(Decisions { routing: settings.rules(), settings });
+        Intake { core, decisions }
     }
 
     /// Processes one inquiry. `Ok` means committed: acknowledge it.
@@ -134,9 +132,9 @@ impl Intake {
             also,
             inquiry: inquiry.clone(),
         };
-        let error = match self.store.intake(request, self.decisions.clone()).await {
+        let error = match self.core.store.intake(request, self.decisions.clone()).await {
             Ok(outcome) => {
-                self.outbox_wakeup.notify_one();
+                self.core.wake_outbox();
                 return Ok(outcome);
             }
             Err(e) => e,
@@ -144,6 +142,7 @@ impl Intake {
         let now = ms(jiff::Timestamp::now());
         let channel = inquiry.channel.as_str();
         match self
+            .core
             .store
             .record_failed_inbound(channel, &inquiry.external_id, raw.meta, raw.payload, &error.to_string(), now)
             .await
@@ -163,100 +162,10 @@ impl Intake {
             language: inquiry.language.as_deref(),
             country: inquiry.country.as_deref(),
         };
-        routing::pick_team(&self.decisions.routing, self.settings.routing.default_team.as_deref(), &facts)
-            .map(|id| self.team_ref(id))
+        let settings = &self.core.settings;
+        routing::pick_team(&self.decisions.routing, settings.routing.default_team.as_deref(), &facts)
+            .map(|id| team_ref(settings, id))
     }
-
-    pub(crate) fn team_ref(&self, id: &str) -> TeamRef {
-        let team = self.settings.team(id);
-        TeamRef {
-            id: id.to_owned(),
-            strategy: team.map(|t| t.strategy).unwrap_or_default(),
-            after_hours: team.is_some_and(|t| t.after_hours),
-        }
-    }
-
-    /// `lead.assigned` for `rep_id`, who is told. Callers add `previous_owner` and the team
-    /// announcement where those apply.
-    pub(crate) fn assigned_event(
-        &self,
-        lead_id: &str,
-        (rep_id, rep_name): (&str, &str),
-        reason: &str,
-        actor: Option<&str>,
-        now: i64,
-    ) -> NewEvent {
-        assigned(&self.settings, lead_id, (rep_id, rep_name), reason, actor, now)
-    }
-
-    /// Offers waiting leads to reps who became eligible. Returns how many got an owner.
-    pub async fn assign_waiting(&self) -> Result<usize, StoreError> {
-        on_conflict(|| self.try_assign_waiting()).await
-    }
-
-    async fn try_assign_waiting(&self) -> Result<usize, StoreError> {
-        let now = jiff::Timestamp::now();
-        let mut tx = self.store.begin().await?;
-        let waiting = tx.unassigned_leads(500).await?;
-        let mut full_teams: Vec<String> = Vec::new();
-        let mut assigned = 0;
-        for (lead_id, team_id, created_at) in waiting {
-            let Some(team_id) = team_id.or_else(|| self.settings.routing.default_team.clone()) else { continue };
-            if full_teams.contains(&team_id) {
-                continue;
-            }
-            let team_ref = self.team_ref(&team_id);
-            // A claim lead waits for someone to press Take, until the team's sla runs out;
-            // then it goes round-robin.
-            let claim_timeout = team_ref.strategy == Strategy::Claim;
-            if claim_timeout {
-                let sla = self.settings.team(&team_id).and_then(|t| t.sla).map(|d| d.as_millis_i64());
-                if sla.is_none_or(|sla| ms(now) - created_at < sla) {
-                    continue;
-                }
-            }
-            let mut team = tx.team_context(&team_ref).await?;
-            if claim_timeout {
-                team.strategy = Strategy::RoundRobin;
-            }
-            let Some(mut owner) = plan::choose_owner(&team, None, false, now) else {
-                full_teams.push(team_id);
-                continue;
-            };
-            if claim_timeout {
-                owner.reason = "claim_timeout";
-            }
-            let name =
-                team.candidates.iter().find(|c| c.rep_id == owner.rep_id).map(|c| c.name.clone()).unwrap_or_default();
-            let mut event = self.assigned_event(&lead_id, (&owner.rep_id, &name), owner.reason, None, ms(now));
-            events::announce(&mut event, &self.settings, Some(&team_id));
-            let route = Some((team_id.as_str(), team.seq + 1));
-            tx.assign(&lead_id, None, &owner.rep_id, route, owner.reason, &owner.wrr_updates, true, &[event], ms(now))
-                .await?;
-            assigned += 1;
-        }
-        tx.commit().await?;
-        if assigned > 0 {
-            self.outbox_wakeup.notify_one();
-            tracing::info!(assigned, "waiting leads assigned");
-        }
-        Ok(assigned)
-    }
-}
-
-/// `lead.assigned` for `rep_id`, who is told.
-fn assigned(
-    settings: &Settings,
-    lead_id: &str,
-    (rep_id, rep_name): (&str, &str),
-    reason: &str,
-    actor: Option<&str>,
-    now: i64,
-) -> NewEvent {
-    let data = json!({"lead": {"id": lead_id, "owner": {"id": rep_id, "name": rep_name}}, "reason": reason});
-    let mut event = events::lead_event(settings, LEAD_ASSIGNED, lead_id, actor, data, now);
-    events::notify_rep(&mut event, settings, rep_id);
-    event
 }
 
 impl IntakeRules for Decisions {
@@ -369,7 +278,7 @@ impl Decisions {
                 }
                 let mut out = vec![created];
                 if let Some((o, name)) = owner {
-                    out.push(assigned(&self.settings, lead_id, (&o.rep_id, &name), o.reason, None, now));
+                    out.push(assigned_event(&self.settings, lead_id, (&o.rep_id, &name), o.reason, None, now));
                 }
                 out
             }

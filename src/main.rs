@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use leadrouter::app::{App, prepare_store, shutdown_signal};
+use leadrouter::core::Core;
 use leadrouter::intake::Intake;
 use leadrouter::settings::{DEFAULT_CONFIG_PATH, Settings};
 
@@ -104,7 +105,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let settings = load(&cli)?;
             leadrouter::telemetry::init_logging(&settings.log);
             let store = prepare_store(&settings).await?;
-            let intake = Intake::new(store.clone(), Arc::new(settings));
+            let intake = Intake::new(Core::new(store.clone(), Arc::new(settings)));
             let ids = match (id, failed) {
                 (Some(id), _) => vec![id.clone()],
                 (None, true) => store.failed_inbound_ids(10_000).await.context("listing failed items")?,

@@ -27,6 +27,7 @@ pub enum ReplayError {
 pub async fn replay(intake: &Intake, id: &str) -> Result<Option<String>, ReplayError> {
     let still = |e: &dyn std::fmt::Display| ReplayError::StillFailing(e.to_string());
     let item = intake
+        .core
         .store
         .inbound_item(id)
         .await
@@ -42,7 +43,7 @@ pub async fn replay(intake: &Intake, id: &str) -> Result<Option<String>, ReplayE
         inquiry.external_id = item.external_id.clone();
     }
     let lead = Inbox::new(intake.clone()).take(decoded).await.map_err(|e| still(&e))?;
-    match intake.store.inbound_item(&item.id).await.map_err(|e| still(&e))? {
+    match intake.core.store.inbound_item(&item.id).await.map_err(|e| still(&e))? {
         Some(after) if after.status == "failed" => Err(ReplayError::StillFailing(after.reason.unwrap_or_default())),
         Some(after) => Ok(lead.or(after.lead_id)),
         None => Err(ReplayError::NotFound(item.id.clone())),
@@ -57,16 +58,16 @@ async fn decode(intake: &Intake, item: &InboundItem) -> Result<Item, ReplayError
         Channel::Telegram => Ok(decode_telegram(item.payload.clone(), None)),
         Channel::Email => {
             let mailbox_id = item.meta.mailbox.as_deref().unwrap_or_default();
-            let Some(mailbox) = intake.settings.imap.iter().find(|m| m.id == mailbox_id) else {
+            let Some(mailbox) = intake.core.settings.imap.iter().find(|m| m.id == mailbox_id) else {
                 return unsupported(format!("mailbox `{mailbox_id}` is no longer configured"));
             };
-            let (own, region) = reading_context(&intake.settings, mailbox);
+            let (own, region) = reading_context(&intake.core.settings, mailbox);
             let ctx = MailboxContext { own_addresses: &own, default_region: region };
             Ok(decode_email(mailbox_id, &item.payload, &ctx, Some(item.received_at)))
         }
         Channel::Webform => {
             let form_id = item.meta.form_id.as_deref().unwrap_or_default();
-            let Some(form) = form_config(&intake.settings, form_id) else {
+            let Some(form) = form_config(&intake.core.settings, form_id) else {
                 return unsupported(format!("form `{form_id}` is no longer configured"));
             };
             let received = webform::Received {
@@ -77,7 +78,7 @@ async fn decode(intake: &Intake, item: &InboundItem) -> Result<Item, ReplayError
                 idempotency_key: None,
                 external_id: Some(item.external_id.clone()),
                 received_at: from_ms(item.received_at),
-                dedup_window_ms: intake.settings.server.dedup_window.as_millis_i64(),
+                dedup_window_ms: intake.core.settings.server.dedup_window.as_millis_i64(),
             };
             match webform::read(received).await.map_err(|e| ReplayError::StillFailing(e.to_string()))? {
                 Parsed::Inquiry(inquiry) => Ok(Item {

@@ -4,8 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Channel, EventType, Status};
 use crate::domain::records::{IdentityRow, InteractionRow, LeadRow};
+use crate::domain::{Channel, EventType, Status};
 
 /// Telegram's limit on a message's text, in UTF-16 units; we count chars and stay well below.
 const MAX_TEXT: usize = 3800;

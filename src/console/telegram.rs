@@ -8,18 +8,19 @@
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use crate::assignment::{assign_waiting, assigned_event};
 use crate::base::ms;
 use crate::base::retry::race_pause;
 use crate::cards::outgoing::{self, Outgoing};
 use crate::cards::telegram::{self as render, Action, View};
 use crate::channels::telegram::message_key;
 use crate::channels::telegram::parse::{ProspectMessage, TgUser};
+use crate::core::Core;
+use crate::domain::TelegramMessage;
 use crate::domain::lead::{LeadRuleError, Status};
 use crate::domain::routing::Strategy;
-use crate::domain::TelegramMessage;
 use crate::events::{self, LEAD_MESSAGE};
-use crate::intake::Intake;
-use crate::pipeline::{Actor, LeadUpdate, PipelineError};
+use crate::pipeline::{Actor, LeadUpdate, Pipeline, PipelineError};
 use crate::store::{InboundRecord, LeadFilter, LeadRow, NewInteraction, RepRecord, StoreError, Tx};
 
 /// What a rep made inactive (or removed from the config) hears when they try anything.
@@ -50,7 +51,8 @@ const ATTEMPTS: u32 = crate::base::retry::RACE_ATTEMPTS;
 /// The rep console in Telegram.
 #[derive(Clone)]
 pub struct TelegramConsole {
-    intake: Intake,
+    core: Core,
+    pipeline: Pipeline,
 }
 
 /// One rep-side request, run inside the update's transaction.
@@ -95,14 +97,14 @@ enum Work<'a> {
 }
 
 impl TelegramConsole {
-    pub fn new(intake: Intake) -> Self {
-        TelegramConsole { intake }
+    pub fn new(pipeline: Pipeline) -> Self {
+        TelegramConsole { core: pipeline.core.clone(), pipeline }
     }
 
     /// Runs `work` in one transaction with the update's inbound record (again when it loses a
     /// race on PostgreSQL). `Err` only when storage is unavailable.
     async fn in_tx(&self, rec: &InboundRecord<'_>, work: Work<'_>) -> Result<(), StoreError> {
-        let store = &self.intake.store;
+        let store = &self.core.store;
         for attempt in 0..ATTEMPTS {
             let now = ms(jiff::Timestamp::now());
             let mut tx = store.begin().await?;
@@ -124,9 +126,9 @@ impl TelegramConsole {
                         Err(StoreError::Retry) => {}
                         other => {
                             other?;
-                            self.intake.outbox_wakeup.notify_one();
+                            self.core.wake_outbox();
                             if done.freed_capacity
-                                && let Err(e) = self.intake.assign_waiting().await
+                                && let Err(e) = assign_waiting(&self.core).await
                             {
                                 tracing::warn!(error = %e, "assigning waiting leads failed");
                             }
@@ -139,7 +141,7 @@ impl TelegramConsole {
                     let refused = InboundRecord { reason: "refused", ..*rec };
                     let also = outgoing::replies(rec.external_id, &out);
                     store.record_skipped(&refused, &also, now).await?;
-                    self.intake.outbox_wakeup.notify_one();
+                    self.core.wake_outbox();
                     return Ok(());
                 }
                 Err(Refusal::Store(StoreError::Retry)) => {}
@@ -227,7 +229,7 @@ impl TelegramConsole {
         let Some(action) = Action::decode(data) else {
             return self.in_tx(rec, refuse("This button no longer works.")).await;
         };
-        let rep = self.intake.store.rep_in_telegram(from.id).await?;
+        let rep = self.core.store.rep_in_telegram(from.id).await?;
         let work = match &rep {
             Some(rep) if !rep.active => refuse(SWITCHED_OFF),
             Some(rep) => Work::Press { rep, action, callback, at },
@@ -305,7 +307,7 @@ impl TelegramConsole {
                 return Err(refuse(self.not_yours(&lead)));
             }
             Action::Lost(_) => {
-                let reasons = &self.intake.settings.telegram_lost_reasons();
+                let reasons = &self.core.settings.telegram_lost_reasons();
                 if let Some((chat, message)) = at {
                     let buttons = render::lost_reasons(&lead.id, reasons);
                     done.out.push(Outgoing::EditButtons { chat, message, buttons });
@@ -317,7 +319,7 @@ impl TelegramConsole {
                 done.out.push(answer(""));
             }
             Action::LostReason(_, n) => {
-                let Some(reason) = self.intake.settings.telegram_lost_reasons().get(*n).cloned() else {
+                let Some(reason) = self.core.settings.telegram_lost_reasons().get(*n).cloned() else {
                     return Err(refuse("This button is out of date.".into()));
                 };
                 let update =
@@ -340,7 +342,7 @@ impl TelegramConsole {
         in_team: bool,
         now: i64,
     ) -> Result<Result<(), String>, StoreError> {
-        let settings = &self.intake.settings;
+        let settings = &self.core.settings;
         if !in_team {
             let team = lead.team_id.as_deref().unwrap_or("another team");
             return Ok(Err(format!("Only members of team {team} can take this lead.")));
@@ -355,7 +357,7 @@ impl TelegramConsole {
         let team = lead.team_id.as_deref().and_then(|t| settings.team(t));
         let reason = if team.is_some_and(|t| t.strategy == Strategy::Claim) { "claim" } else { "taken" };
         let actor = Actor::Rep(rep.id.clone()).label();
-        let mut event = self.intake.assigned_event(&lead.id, (&rep.id, &rep.name), reason, Some(&actor), now);
+        let mut event = assigned_event(&self.core.settings, &lead.id, (&rep.id, &rep.name), reason, Some(&actor), now);
         events::announce(&mut event, settings, lead.team_id.as_deref());
         tx.assign(&lead.id, None, &rep.id, None, reason, &[], true, &[event], now).await?;
         tx.accept_lead(&lead.id, now).await?;
@@ -379,7 +381,7 @@ impl TelegramConsole {
         update: &LeadUpdate,
         now: i64,
     ) -> Result<bool, String> {
-        match self.intake.change_lead(tx, &Actor::Rep(rep.id.clone()), lead, update, now).await {
+        match self.pipeline.change_lead(tx, &Actor::Rep(rep.id.clone()), lead, update, now).await {
             Ok(freed) => Ok(freed),
             Err(PipelineError::NotFound(_)) => Err(self.not_yours(lead)),
             Err(PipelineError::Store(e)) => Err(format!("storage: {e}")),
@@ -415,7 +417,7 @@ impl TelegramConsole {
             Some(("leads", _)) => {
                 let filter =
                     LeadFilter { owner: Some(rep.id.clone()), open: Some(true), limit: 30, ..Default::default() };
-                let leads = self.intake.store.leads(&filter, ms(jiff::Timestamp::now())).await?;
+                let leads = self.core.store.leads(&filter, ms(jiff::Timestamp::now())).await?;
                 reply(text(render::lead_list(&leads)))
             }
             Some(("lead", typed)) => match self.find_lead(rep, typed).await? {
@@ -451,7 +453,7 @@ impl TelegramConsole {
             Some((other, _)) => Work::Refuse(text(format!("Unknown command /{other}.\n\n{}", render::help(&rep.name)))),
             None => match m.reply_to_message_id {
                 Some(replied) => {
-                    let lead_id = self.intake.store.lead_of_message(TelegramMessage::new(chat, replied)).await?;
+                    let lead_id = self.core.store.lead_of_message(TelegramMessage::new(chat, replied)).await?;
                     Work::Relay { rep, message: m, lead_id }
                 }
                 None => {
@@ -467,7 +469,7 @@ impl TelegramConsole {
         let Some(id) = render::typed_lead_id(typed) else {
             return Ok(Err("Which lead? Give its id as /leads shows it, e.g. /lead 1a2b3c4d.".into()));
         };
-        let ids = self.intake.store.owned_leads_ending_with(&rep.id, id).await?;
+        let ids = self.core.store.owned_leads_ending_with(&rep.id, id).await?;
         Ok(match ids.as_slice() {
             [one] => Ok(one.clone()),
             [] => Err(format!("You have no lead {id}. /leads lists yours.")),
@@ -504,7 +506,7 @@ impl TelegramConsole {
         if contact.blocked {
             return Err(refuse(format!("{who} blocked the bot: your message cannot reach them.")));
         }
-        let settings = &self.intake.settings;
+        let settings = &self.core.settings;
         let actor = format!("rep:{}", rep.id);
         let data = json!({"lead": {"id": lead.id}, "message": {"channel": "telegram", "direction": "outbound", "text": m.text}});
         let event = events::lead_event(settings, LEAD_MESSAGE, &lead.id, Some(&actor), data, now);

@@ -84,7 +84,9 @@ impl Delivery {
                 Ok(chat) => Delivery::Welcome { chat },
                 Err(_) => unrecognised(),
             },
-            (TELEGRAM, "chat" | "edit" | "answer" | "prospect", _) => Delivery::BotAction { sequence: target.to_owned() },
+            (TELEGRAM, "chat" | "edit" | "answer" | "prospect", _) => {
+                Delivery::BotAction { sequence: target.to_owned() }
+            }
             _ => unrecognised(),
         }
     }
@@ -146,7 +148,8 @@ mod tests {
 
     #[test]
     fn unknown_rows_stay_unrecognised() {
-        for (kind, target) in [("sms", "rep:ana"), ("email", "team:emea"), ("telegram", "welcome:x"), ("email", "ack:x")]
+        for (kind, target) in
+            [("sms", "rep:ana"), ("email", "team:emea"), ("telegram", "welcome:x"), ("email", "ack:x")]
         {
             let d = Delivery::from_columns(kind, target);
             assert_eq!(d, Delivery::Unrecognised { kind: kind.into(), target: target.into() });

@@ -125,4 +125,3 @@ impl OutboxMessage {
         super::event::EventBody::parse(&self.payload)
     }
 }
-

@@ -295,7 +295,7 @@ async fn patch_lead(
         next_action_at,
         next_action_note: body.next_action_note,
     };
-    state.intake().update_lead(&caller.0, &id, &update).await?;
+    state.pipeline().update_lead(&caller.0, &id, &update).await?;
     Ok(axum::Json(lead_detail(&state, &id).await?))
 }
 
@@ -319,7 +319,7 @@ async fn add_note(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<NewNote>,
 ) -> ApiResult<impl IntoResponse> {
-    state.intake().add_note(&caller.0, &id, body.kind, &body.text).await?;
+    state.pipeline().add_note(&caller.0, &id, body.kind, &body.text).await?;
     Ok((StatusCode::CREATED, axum::Json(lead_detail(&state, &id).await?)))
 }
 
@@ -342,7 +342,7 @@ async fn add_task(
     ApiJson(body): ApiJson<NewTask>,
 ) -> ApiResult<impl IntoResponse> {
     let due_at = body.due_at.as_deref().map(|t| parse_time("due_at", t)).transpose()?;
-    let task = state.intake().add_task(&caller.0, &id, &body.title, due_at).await?;
+    let task = state.pipeline().add_task(&caller.0, &id, &body.title, due_at).await?;
     Ok((StatusCode::CREATED, axum::Json(TaskView::from(task))))
 }
 
@@ -373,6 +373,6 @@ async fn update_task(
         None => None,
     };
     let patch = TaskPatch { title: body.title, due_at, done: body.done };
-    let task = state.intake().update_task(&caller.0, &id, &task_id, &patch).await?;
+    let task = state.pipeline().update_task(&caller.0, &id, &task_id, &patch).await?;
     Ok(axum::Json(TaskView::from(task)))
 }

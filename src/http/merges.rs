@@ -13,8 +13,8 @@ use super::auth::{Admin, Caller};
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, page_limit};
 use super::views::{ErrorBody, ts, ts_opt};
-use crate::merges::Confirmed;
 use crate::pipeline::Actor;
+use crate::pipeline::merges::Confirmed;
 use crate::store::{MergeReviewRow, MergeRow};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -139,7 +139,7 @@ async fn confirm_review(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<axum::Json<Decision>> {
-    Ok(axum::Json(match state.intake().confirm_merge(&caller.0, &id).await? {
+    Ok(axum::Json(match state.pipeline().confirm_merge(&caller.0, &id).await? {
         Confirmed::Merged => Decision { status: "merged", waiting_for: Vec::new() },
         Confirmed::Waiting(waiting_for) => Decision { status: "waiting", waiting_for },
     }))
@@ -156,7 +156,7 @@ async fn reject_review(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<axum::Json<Decision>> {
-    state.intake().reject_merge(&caller.0, &id).await?;
+    state.pipeline().reject_merge(&caller.0, &id).await?;
     Ok(axum::Json(Decision { status: "rejected", waiting_for: Vec::new() }))
 }
 
@@ -179,6 +179,6 @@ async fn undo_merge(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<axum::Json<UndoneView>> {
-    let undone = state.intake().undo_merge(&Actor::Admin, &id).await?;
+    let undone = state.pipeline().undo_merge(&Actor::Admin, &id).await?;
     Ok(axum::Json(UndoneView { reopened: undone.reopened, left_closed: undone.left_closed }))
 }

@@ -39,8 +39,10 @@ pub use serve::{ConnectionLimits, connection_budget, serve};
 
 use crate::channels::status::ChannelStatus;
 use crate::channels::telegram::TelegramChannel;
+use crate::core::Core;
 use crate::inbox::Inbox;
 use crate::intake::Intake;
+use crate::pipeline::Pipeline;
 use crate::settings::Settings;
 use crate::store::Store;
 
@@ -49,6 +51,7 @@ pub struct AppState(Arc<Inner>);
 
 struct Inner {
     intake: Intake,
+    pipeline: Pipeline,
     metrics: Option<PrometheusHandle>,
     channels: ChannelStatus,
     telegram: Option<Arc<TelegramChannel<Inbox>>>,
@@ -66,7 +69,7 @@ impl AppState {
         telegram: Option<Arc<TelegramChannel<Inbox>>>,
     ) -> Self {
         use secrecy::ExposeSecret;
-        let settings = &intake.settings;
+        let settings = &intake.core.settings;
         let admin_token_hashes =
             settings.auth.admin_tokens.iter().map(|t| auth::token_digest(t.expose_secret())).collect();
         let per_second = NonZeroU32::new(settings.server.form_rate_per_second).unwrap_or(NonZeroU32::MIN);
@@ -74,6 +77,7 @@ impl AppState {
         let form_limiter = DefaultKeyedRateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst));
         let auth_failures = auth::AuthFailures::new(settings.auth.failure_limit, settings.auth.failure_window.0);
         AppState(Arc::new(Inner {
+            pipeline: Pipeline::new(intake.core.clone()),
             intake,
             metrics,
             channels,
@@ -87,11 +91,18 @@ impl AppState {
     pub fn intake(&self) -> &Intake {
         &self.0.intake
     }
+    /// People's changes to leads.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.0.pipeline
+    }
+    pub fn core(&self) -> &Core {
+        &self.0.intake.core
+    }
     pub fn store(&self) -> &Store {
-        &self.0.intake.store
+        &self.0.intake.core.store
     }
     pub fn settings(&self) -> &Settings {
-        &self.0.intake.settings
+        &self.0.intake.core.settings
     }
 
     pub(crate) fn auth_failures(&self) -> &auth::AuthFailures {
@@ -128,7 +139,7 @@ pub fn router(state: AppState) -> Router {
         .split_for_parts();
     let openapi = Arc::new(openapi);
     let timeout = state.settings().server.request_timeout.0;
-    let cors = forms::cors(state.0.intake.settings.clone());
+    let cors = forms::cors(state.0.intake.core.settings.clone());
     let dashboard = app::router(state.clone());
     api.route("/openapi.json", axum::routing::get(move || async move { axum::Json(openapi.as_ref().clone()) }))
         .fallback(|| async { ApiError::NotFound("route") })

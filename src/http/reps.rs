@@ -120,7 +120,7 @@ async fn create_rep(
     let mut tx = state.store().begin().await?;
     tx.create_rep(&seed, ms(jiff::Timestamp::now())).await?;
     tx.commit().await?;
-    state.intake().assign_waiting().await?;
+    crate::assignment::assign_waiting(state.core()).await?;
     let rep = state.store().rep(id).await?.ok_or(ApiError::NotFound("rep"))?;
     Ok((StatusCode::CREATED, axum::Json(CreatedRep { rep: rep.into(), api_token: token })))
 }
@@ -203,6 +203,6 @@ pub(super) async fn apply_patch(state: &AppState, id: &str, patch: &RepPatch) ->
     tx.patch_rep(id, patch, ms(jiff::Timestamp::now())).await?;
     tx.commit().await?;
     // Back from leave, made active, given room: waiting leads go out now.
-    state.intake().assign_waiting().await?;
+    crate::assignment::assign_waiting(state.core()).await?;
     state.store().rep(id).await?.ok_or(ApiError::NotFound("rep"))
 }

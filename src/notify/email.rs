@@ -192,12 +192,7 @@ impl<D: Directory> EmailNotifier<D> {
 
     /// The acknowledgement to a prospect; `Skipped` when that address already got one within
     /// the mailbox's window (no mail loops with other robots, no spamming a chatty prospect).
-    pub async fn acknowledgement(
-        &self,
-        m: &OutboxMessage,
-        mailbox_id: &str,
-        address: &str,
-    ) -> Result<(), NotifyError> {
+    pub async fn acknowledgement(&self, m: &OutboxMessage, mailbox_id: &str, address: &str) -> Result<(), NotifyError> {
         let Draft { smtp, event, message_id } = self.draft(m)?;
         let mailbox = self
             .settings

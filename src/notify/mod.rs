@@ -85,7 +85,9 @@ impl<D: Directory> Notifiers<D> {
         match &message.delivery {
             Delivery::Webhook { url } => self.webhook.send(url, message).await,
             Delivery::Rep { via: NotifyVia::Email | NotifyVia::Auto, rep } => self.email.rep_email(rep, message).await,
-            Delivery::Alert { via: NotifyVia::Email | NotifyVia::Auto, rep } => self.email.alert_email(rep, message).await,
+            Delivery::Alert { via: NotifyVia::Email | NotifyVia::Auto, rep } => {
+                self.email.alert_email(rep, message).await
+            }
             Delivery::Acknowledgement { mailbox, address } => {
                 self.email.acknowledgement(message, mailbox, address).await
             }

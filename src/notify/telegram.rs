@@ -184,7 +184,9 @@ impl<D: Directory> TelegramNotifier<D> {
                 let message = i32::try_from(message).unwrap_or_default();
                 self.edit_card(bot, chat, message, card(&facts, View::Team, headline, None)).await
             }
-            (None, Some(EventType::LeadCreated)) => self.send_card(bot, chat, card(&facts, View::Team, headline, None)).await,
+            (None, Some(EventType::LeadCreated)) => {
+                self.send_card(bot, chat, card(&facts, View::Team, headline, None)).await
+            }
             (None, _) => Err(NotifyError::Skipped("the lead was never announced in the team chat".into())),
         }
     }

@@ -5,8 +5,8 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 
 use super::NotifyError;
-use crate::settings::Settings;
 use crate::domain::records::OutboxMessage;
+use crate::settings::Settings;
 
 pub const SIGNATURE_HEADER: &str = "x-leadrouter-signature";
 pub const EVENT_ID_HEADER: &str = "x-leadrouter-event-id";

@@ -43,7 +43,6 @@ pub struct RepPatch {
 
 pub use crate::domain::records::RepRecord;
 
-
 fn seed_hash(seed: &RepSeed) -> String {
     token_hash(&serde_json::to_string(seed).unwrap_or_default())
 }

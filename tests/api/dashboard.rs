@@ -368,7 +368,7 @@ async fn pages_render_and_limits_hold(db: Db) {
 
     // Body limits as for the API: refused before anything is read or changed.
     let csrf = web.csrf("/app").await;
-    let big = "x".repeat(app.intake.settings.server.max_body_bytes + 1);
+    let big = "x".repeat(app.intake.core.settings.server.max_body_bytes + 1);
     let page = web.post(&format!("/app/leads/{id}/notes"), &[("csrf", &csrf), ("text", &big)]).await;
     assert_eq!(page.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(app.lead(&id).await["interactions"].as_array().expect("timeline").iter().all(|i| i["kind"] != "note"));

@@ -486,7 +486,7 @@ async fn found_in_database(app: &TestApp, db: Db, needles: &[&str]) -> Vec<Strin
     let mut found = Vec::new();
     match db {
         Db::Sqlite => {
-            let url = app.intake.settings.database.url.clone();
+            let url = app.intake.core.settings.database.url.clone();
             let path = url.trim_start_matches("sqlite://").split('?').next().expect("path").to_owned();
             for file in [path.clone(), format!("{path}-wal"), format!("{path}-shm")] {
                 let Ok(bytes) = std::fs::read(&file) else { continue };

@@ -251,7 +251,7 @@ impl TestApp {
     }
 
     pub fn store(&self) -> &Store {
-        &self.intake.store
+        &self.intake.core.store
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -22,8 +22,8 @@ use super::{Decoded, Inlet, Item, Unavailable};
 use crate::base::retry::{backoff, sleep_or_cancel};
 use crate::domain::identity::TelegramUserId;
 use crate::domain::{
-    Attachment, Bookkeeping, Channel, Delivery, EmailAddress, Identity, InboundMeta, Inquiry, Message, PhoneE164, Reply,
-    Source, TelegramMessage,
+    Attachment, Bookkeeping, Channel, Delivery, EmailAddress, Identity, InboundMeta, Inquiry, Message, PhoneE164,
+    Reply, Source, TelegramMessage,
 };
 use crate::settings::TelegramSettings;
 

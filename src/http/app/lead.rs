@@ -1,5 +1,5 @@
 //! `/app/leads/{id}`: the lead card (contact, whole timeline, status, next action, owner,
-//! notes, tasks) and the forms that change it. Every change goes through `Intake`, as the
+//! notes, tasks) and the forms that change it. Every change goes through the `Pipeline`, as the
 //! API's do; a rule the change breaks is shown on the re-rendered card (422), nothing changed.
 
 use axum::extract::{Path, RawQuery, State};
@@ -382,7 +382,7 @@ pub(super) async fn change_status(
             next_action_note: filled(&form.next_action_note).map(|n| Some(n.to_owned())),
             ..Default::default()
         };
-        state.intake().update_lead(&session.actor, &id, &update).await?;
+        state.pipeline().update_lead(&session.actor, &id, &update).await?;
         Ok::<(), AppError>(())
     }
     .await;
@@ -414,7 +414,7 @@ pub(super) async fn next_action(
                 ..Default::default()
             }
         };
-        state.intake().update_lead(&session.actor, &id, &update).await?;
+        state.pipeline().update_lead(&session.actor, &id, &update).await?;
         Ok::<(), AppError>(())
     }
     .await;
@@ -439,7 +439,7 @@ pub(super) async fn add_note(
             Some("message") => NoteKind::Message,
             Some(other) => return Err(AppError(ApiError::invalid(format!("unknown note kind `{other}`")))),
         };
-        state.intake().add_note(&session.actor, &id, kind, form.text.as_deref().unwrap_or_default()).await?;
+        state.pipeline().add_note(&session.actor, &id, kind, form.text.as_deref().unwrap_or_default()).await?;
         Ok(())
     }
     .await;
@@ -465,7 +465,7 @@ pub(super) async fn reassign(
             reassign_note: filled(&form.reassign_note).map(str::to_owned),
             ..Default::default()
         };
-        state.intake().update_lead(&session.actor, &id, &update).await?;
+        state.pipeline().update_lead(&session.actor, &id, &update).await?;
         Ok::<(), AppError>(())
     }
     .await;
@@ -485,7 +485,7 @@ pub(super) async fn add_task(
 ) -> AppResult<Response> {
     let result = async {
         let due_at = filled(&form.due_at).map(|v| parse_local("due_at", v)).transpose()?;
-        state.intake().add_task(&session.actor, &id, form.title.as_deref().unwrap_or_default(), due_at).await?;
+        state.pipeline().add_task(&session.actor, &id, form.title.as_deref().unwrap_or_default(), due_at).await?;
         Ok::<(), AppError>(())
     }
     .await;
@@ -500,11 +500,11 @@ pub(super) async fn decide_merge(
 ) -> AppResult<Response> {
     visible_lead(&state, &session, &id).await?;
     let result = match decision.as_str() {
-        "confirm" => state.intake().confirm_merge(&session.actor, &review_id).await.map(|c| match c {
-            crate::merges::Confirmed::Merged => "merged",
-            crate::merges::Confirmed::Waiting(_) => "waiting",
+        "confirm" => state.pipeline().confirm_merge(&session.actor, &review_id).await.map(|c| match c {
+            crate::pipeline::merges::Confirmed::Merged => "merged",
+            crate::pipeline::merges::Confirmed::Waiting(_) => "waiting",
         }),
-        "reject" => state.intake().reject_merge(&session.actor, &review_id).await.map(|()| "apart"),
+        "reject" => state.pipeline().reject_merge(&session.actor, &review_id).await.map(|()| "apart"),
         _ => return Err(AppError(ApiError::NotFound("page"))),
     };
     match result {
@@ -520,6 +520,6 @@ pub(super) async fn task_done(
 ) -> AppResult<Response> {
     let patch = TaskPatch { done: Some(true), ..Default::default() };
     let result =
-        state.intake().update_task(&session.actor, &id, &task_id, &patch).await.map(|_| ()).map_err(AppError::from);
+        state.pipeline().update_task(&session.actor, &id, &task_id, &patch).await.map(|_| ()).map_err(AppError::from);
     finish(&state, &session, &id, result, "task", false).await
 }

@@ -1,6 +1,6 @@
 //! The managers' web dashboard under `/app`: server-rendered HTML (maud), one stylesheet and a
 //! little JavaScript that only enhances (every form posts without it). A page acts as the
-//! signed-in token's `Actor` through the same `Intake` and store calls the API uses, so a rep
+//! signed-in token's `Actor` through the same `Pipeline` and store calls the API uses, so a rep
 //! sees only their own leads here too.
 
 mod analytics;

@@ -1,9 +1,9 @@
 //! People deciding about merges: confirming or rejecting a merge held for review, and an
 //! admin undoing one. Each is one transaction.
 
+use super::{Actor, Pipeline, PipelineError};
+use crate::assignment::assign_waiting;
 use crate::base::ms;
-use crate::intake::Intake;
-use crate::pipeline::{Actor, PipelineError};
 use crate::store::{MergeReviewRow, Undone};
 
 /// What a confirmation did.
@@ -15,12 +15,12 @@ pub enum Confirmed {
     Waiting(Vec<String>),
 }
 
-impl Intake {
+impl Pipeline {
     /// An admin's confirmation merges at once; otherwise every owner of either contact's
     /// leads must confirm. A rep who owns none of them does not see the review.
     pub async fn confirm_merge(&self, actor: &Actor, review_id: &str) -> Result<Confirmed, PipelineError> {
         let now = ms(jiff::Timestamp::now());
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.core.store.begin().await?;
         let review = open_review(&mut tx, review_id).await?;
         let owners = tx.owners_of(&[&review.into_id, &review.from_id]).await?;
         if let Actor::Rep(rep) = actor {
@@ -46,7 +46,7 @@ impl Intake {
         tx.commit().await?;
         if !merged.folded_leads.is_empty() {
             // Folded leads gave their owners' capacity back.
-            self.assign_waiting().await?;
+            assign_waiting(&self.core).await?;
         }
         tracing::info!(review_id, contact_id = %review.into_id, "held merge confirmed");
         Ok(Confirmed::Merged)
@@ -56,7 +56,7 @@ impl Intake {
     /// apart and the review is closed.
     pub async fn reject_merge(&self, actor: &Actor, review_id: &str) -> Result<(), PipelineError> {
         let now = ms(jiff::Timestamp::now());
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.core.store.begin().await?;
         let review = open_review(&mut tx, review_id).await?;
         if let Actor::Rep(rep) = actor
             && !tx.owners_of(&[&review.into_id, &review.from_id]).await?.contains(rep)
@@ -71,7 +71,7 @@ impl Intake {
     /// Undoes a merge (admins only: checked by the caller).
     pub async fn undo_merge(&self, actor: &Actor, merge_id: &str) -> Result<Undone, PipelineError> {
         let now = ms(jiff::Timestamp::now());
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.core.store.begin().await?;
         let undone = tx.undo_merge(merge_id, &actor.label(), now).await?;
         tx.commit().await?;
         tracing::info!(merge_id, reopened = undone.reopened.len(), "merge undone");

@@ -1,13 +1,17 @@
-//! Changes people make to leads after intake: status, owner, next action, notes. Each is one
-//! transaction that also writes its events (and so its outbox rows).
+//! Changes people make to leads after intake: status, owner, next action, notes, tasks, and
+//! their decisions about merges (`merges`). Each is one transaction that also writes its events
+//! (and so its outbox rows).
+
+pub mod merges;
 
 use serde_json::json;
 
+use crate::assignment::{assign_waiting, assigned_event};
 use crate::base::ms;
+use crate::core::Core;
 use crate::domain::followup;
 use crate::domain::lead::{self, LeadRuleError, Status};
 use crate::events::{self, LEAD_MESSAGE, LEAD_REASSIGNED_AWAY, LEAD_STATUS_CHANGED};
-use crate::intake::Intake;
 use crate::store::{LeadRow, NewEvent, NewInteraction, StatusChange, StoreError, TaskPatch, TaskRow, Tx};
 
 /// Who is acting: admins may do anything, a rep only on their own leads.
@@ -83,16 +87,26 @@ pub enum NoteKind {
     Message,
 }
 
-impl Intake {
+/// People's changes to leads (the API, the dashboard, the rep console in Telegram).
+#[derive(Clone)]
+pub struct Pipeline {
+    pub core: Core,
+}
+
+impl Pipeline {
+    pub fn new(core: Core) -> Self {
+        Pipeline { core }
+    }
+
     pub async fn update_lead(&self, actor: &Actor, lead_id: &str, u: &LeadUpdate) -> Result<(), PipelineError> {
         let now = ms(jiff::Timestamp::now());
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.core.store.begin().await?;
         let lead = tx.lead_for_update(lead_id).await?;
         let freed_capacity = self.change_lead(&mut tx, actor, &lead, u, now).await?;
         tx.commit().await?;
-        self.outbox_wakeup.notify_one();
+        self.core.wake_outbox();
         if freed_capacity {
-            self.assign_waiting().await?;
+            assign_waiting(&self.core).await?;
         }
         Ok(())
     }
@@ -178,24 +192,31 @@ impl Intake {
                     return Err(PipelineError::Invalid(format!("owner `{owner}` is not a rep")));
                 };
                 let previous = lead.owner.as_ref().map(|o| o.id.as_str());
-                let mut event = self.assigned_event(&lead.id, (owner, &rep.name), "manual", Some(&actor_label), now);
+                let mut event = assigned_event(
+                    &self.core.settings,
+                    &lead.id,
+                    (owner, &rep.name),
+                    "manual",
+                    Some(&actor_label),
+                    now,
+                );
                 event.data["data"]["previous_owner"] = json!(previous);
                 event.data["data"]["note"] = json!(u.reassign_note);
-                events::announce(&mut event, &self.settings, lead.team_id.as_deref());
+                events::announce(&mut event, &self.core.settings, lead.team_id.as_deref());
                 let mut events = vec![event];
                 if let Some(previous) = previous {
                     let who = lead.contact_name.as_deref().unwrap_or("a lead");
                     let alert = followup::handed_over(who, &rep.name, u.reassign_note.as_deref());
                     let data = json!({"lead": {"id": lead.id}, "rep": previous, "alert": alert});
                     let mut left = events::lead_event(
-                        &self.settings,
+                        &self.core.settings,
                         LEAD_REASSIGNED_AWAY,
                         &lead.id,
                         Some(&actor.label()),
                         data,
                         now,
                     );
-                    events::alert_rep(&mut left, &self.settings, previous);
+                    events::alert_rep(&mut left, &self.core.settings, previous);
                     events.push(left);
                 }
                 // An admin's explicit choice may go above the rep's capacity.
@@ -223,16 +244,16 @@ impl Intake {
         tx.set_status(lead, change, now).await?;
         let data = json!({"lead": {"id": lead.id}, "from": lead.status, "to": change.to.as_str(),
                           "lost_reason": change.lost_reason, "lost_note": change.lost_note});
-        let mut event = events::lead_event(&self.settings, LEAD_STATUS_CHANGED, &lead.id, change.actor, data, now);
-        events::announce(&mut event, &self.settings, lead.team_id.as_deref());
+        let mut event = events::lead_event(&self.core.settings, LEAD_STATUS_CHANGED, &lead.id, change.actor, data, now);
+        events::announce(&mut event, &self.core.settings, lead.team_id.as_deref());
         Ok(event)
     }
 
     /// What status changes are checked against.
     pub fn pipeline_rules(&self) -> lead::Rules<'_> {
         lead::Rules {
-            lost_reasons: &self.settings.pipeline.lost_reasons,
-            require_next_action: self.settings.pipeline.require_next_action,
+            lost_reasons: &self.core.settings.pipeline.lost_reasons,
+            require_next_action: self.core.settings.pipeline.require_next_action,
         }
     }
 
@@ -252,7 +273,7 @@ impl Intake {
             return Err(PipelineError::Invalid("`text` is longer than 20000 characters".into()));
         }
         let now = ms(jiff::Timestamp::now());
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.core.store.begin().await?;
         let lead = tx.lead_for_update(lead_id).await?;
         if !actor.may_see(&lead) {
             return Err(PipelineError::NotFound("lead"));
@@ -273,7 +294,14 @@ impl Intake {
                 tx.accept_lead(&lead.id, now).await?;
             }
             let data = json!({"lead": {"id": lead.id}, "message": {"channel": "api", "direction": direction, "kind": kind_name, "text": text}});
-            events.push(events::lead_event(&self.settings, LEAD_MESSAGE, &lead.id, Some(&actor.label()), data, now));
+            events.push(events::lead_event(
+                &self.core.settings,
+                LEAD_MESSAGE,
+                &lead.id,
+                Some(&actor.label()),
+                data,
+                now,
+            ));
         }
         let note = NewInteraction {
             lead_id: &lead.id,
@@ -288,7 +316,7 @@ impl Intake {
         };
         let id = tx.add_interaction(&note, &events).await?;
         tx.commit().await?;
-        self.outbox_wakeup.notify_one();
+        self.core.wake_outbox();
         Ok(id)
     }
 }
@@ -302,7 +330,7 @@ fn task_title(title: &str) -> Result<&str, PipelineError> {
     Ok(title)
 }
 
-impl Intake {
+impl Pipeline {
     pub async fn add_task(
         &self,
         actor: &Actor,
@@ -312,7 +340,7 @@ impl Intake {
     ) -> Result<TaskRow, PipelineError> {
         let title = task_title(title)?;
         let now = ms(jiff::Timestamp::now());
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.core.store.begin().await?;
         let lead = tx.lead_for_update(lead_id).await?;
         if !actor.may_see(&lead) {
             return Err(PipelineError::NotFound("lead"));
@@ -335,7 +363,7 @@ impl Intake {
         }
         let patch = TaskPatch { title: patch.title.as_deref().map(|t| t.trim().to_owned()), ..patch.clone() };
         let now = ms(jiff::Timestamp::now());
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.core.store.begin().await?;
         let lead = tx.lead_for_update(lead_id).await?;
         if !actor.may_see(&lead) {
             return Err(PipelineError::NotFound("lead"));
