@@ -11,7 +11,7 @@ use crate::domain::plan;
 use crate::domain::routing::Strategy;
 use crate::events::{self, LEAD_ASSIGNED};
 use crate::settings::Settings;
-use crate::store::{NewEvent, StoreError, TeamRef};
+use crate::store::{Assignment, NewEvent, StoreError, TeamRef};
 
 /// Team `id` as configured, for the store's routing.
 pub fn team_ref(settings: &Settings, id: &str) -> TeamRef {
@@ -82,8 +82,16 @@ async fn try_assign_waiting(core: &Core) -> Result<usize, StoreError> {
         let mut event = assigned_event(settings, &lead_id, (&owner.rep_id, &name), owner.reason, None, ms(now));
         events::announce(&mut event, settings, Some(&team_id));
         let route = Some((team_id.as_str(), team.seq + 1));
-        tx.assign(&lead_id, None, &owner.rep_id, route, owner.reason, &owner.wrr_updates, true, &[event], ms(now))
-            .await?;
+        let a = Assignment {
+            lead_id: &lead_id,
+            previous_owner: None,
+            rep_id: &owner.rep_id,
+            route,
+            reason: owner.reason,
+            wrr_updates: &owner.wrr_updates,
+            enforce_capacity: true,
+        };
+        tx.assign(&a, &[event], ms(now)).await?;
         assigned += 1;
     }
     tx.commit().await?;

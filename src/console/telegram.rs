@@ -21,7 +21,7 @@ use crate::domain::lead::{LeadRuleError, Status};
 use crate::domain::routing::Strategy;
 use crate::events::{self, LEAD_MESSAGE};
 use crate::pipeline::{Actor, LeadUpdate, Pipeline, PipelineError};
-use crate::store::{InboundRecord, LeadFilter, LeadRow, NewInteraction, RepRecord, StoreError, Tx};
+use crate::store::{Assignment, InboundRecord, LeadFilter, LeadRow, NewInteraction, RepRecord, StoreError, Tx};
 
 /// What a rep made inactive (or removed from the config) hears when they try anything.
 const SWITCHED_OFF: &str = "Your leadrouter access is switched off: ask an admin.";
@@ -359,7 +359,16 @@ impl TelegramConsole {
         let actor = Actor::Rep(rep.id.clone()).label();
         let mut event = assigned_event(&self.core.settings, &lead.id, (&rep.id, &rep.name), reason, Some(&actor), now);
         events::announce(&mut event, settings, lead.team_id.as_deref());
-        tx.assign(&lead.id, None, &rep.id, None, reason, &[], true, &[event], now).await?;
+        let a = Assignment {
+            lead_id: &lead.id,
+            previous_owner: None,
+            rep_id: &rep.id,
+            route: None,
+            reason,
+            wrr_updates: &[],
+            enforce_capacity: true,
+        };
+        tx.assign(&a, &[event], now).await?;
         tx.accept_lead(&lead.id, now).await?;
         Ok(Ok(()))
     }

@@ -243,6 +243,11 @@ mod tests {
         }
     }
 
+    /// A plan for a new message (not a reply), routing on, owned contacts held for review.
+    fn held_plan(identities: &[Identity], ctx: &Context) -> Plan {
+        plan(identities, false, ctx, true, MergePolicy::HoldOwned, Timestamp::UNIX_EPOCH, ids())
+    }
+
     fn ids() -> impl FnMut() -> String {
         let mut n = 0;
         move || {
@@ -308,15 +313,7 @@ mod tests {
             ],
             ..Default::default()
         };
-        let p = plan(
-            &[email("a@b.co"), email("x@y.co")],
-            false,
-            &ctx,
-            true,
-            MergePolicy::HoldOwned,
-            Timestamp::UNIX_EPOCH,
-            ids(),
-        );
+        let p = held_plan(&[email("a@b.co"), email("x@y.co")], &ctx);
         assert_eq!(p.contact, ContactStep::Merge { into: "old".into(), from: vec!["young".into()], fill_name: false });
         assert!(p.new_identities.is_empty(), "the merged contact's identity moves over with the merge");
         assert_eq!(p.folded.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(), ["l-young"]);
@@ -329,8 +326,7 @@ mod tests {
         let thread =
             OpenLead { id: "l-thread".into(), contact_id: "someone-else".into(), owner_id: None, created_at: 1 };
         let ctx = Context { thread_lead: Some(thread), team: Some(team(&["anna"])), ..Default::default() };
-        let p =
-            plan(&[email("colleague@b.co")], false, &ctx, true, MergePolicy::HoldOwned, Timestamp::UNIX_EPOCH, ids());
+        let p = held_plan(&[email("colleague@b.co")], &ctx);
         assert_eq!(p.lead, LeadStep::Join { lead_id: "l-thread".into(), owner_id: None });
     }
 
@@ -342,14 +338,14 @@ mod tests {
             team: Some(team(&["anna", "ben"])),
             ..Default::default()
         };
-        let p = plan(&[email("a@b.co")], false, &ctx, true, MergePolicy::HoldOwned, Timestamp::UNIX_EPOCH, ids());
+        let p = held_plan(&[email("a@b.co")], &ctx);
         let LeadStep::Open { owner: Some(owner), .. } = p.lead else { panic!("an owner") };
         assert_eq!((owner.rep_id.as_str(), owner.reason), ("chen", "sticky_owner"));
 
         let mut away = rep("chen");
         away.active = false;
         let ctx = Context { previous_owner: Some(away), ..ctx };
-        let p = plan(&[email("a@b.co")], false, &ctx, true, MergePolicy::HoldOwned, Timestamp::UNIX_EPOCH, ids());
+        let p = held_plan(&[email("a@b.co")], &ctx);
         let LeadStep::Open { owner: Some(owner), .. } = p.lead else { panic!("an owner") };
         assert_eq!(owner.reason, "round_robin", "an ineligible previous owner is skipped");
     }
@@ -368,7 +364,7 @@ mod tests {
             ..Default::default()
         };
         let inquiry = [email("a@b.co"), email("b@b.co")];
-        let p = plan(&inquiry, false, &ctx, true, MergePolicy::HoldOwned, Timestamp::UNIX_EPOCH, ids());
+        let p = held_plan(&inquiry, &ctx);
         assert_eq!(p.contact, ContactStep::Use { id: "contact-a".into(), fill_name: false });
         assert_eq!(p.held, vec!["contact-b".to_string()]);
         assert!(p.folded.is_empty(), "B's lead is left alone");
@@ -394,7 +390,7 @@ mod tests {
             ..Default::default()
         };
         let inquiry = [email("a@b.co"), email("b@b.co"), email("c@b.co")];
-        let p = plan(&inquiry, false, &ctx, true, MergePolicy::HoldOwned, Timestamp::UNIX_EPOCH, ids());
+        let p = held_plan(&inquiry, &ctx);
         assert_eq!(
             p.contact,
             ContactStep::Merge { into: "contact-a".into(), from: vec!["contact-c".into()], fill_name: false }
@@ -408,15 +404,7 @@ mod tests {
             known: vec![owned("a@b.co", "contact-a", 1, "anna"), known("c@b.co", "contact-c", 3)],
             ..Default::default()
         };
-        let p = plan(
-            &[email("a@b.co"), email("c@b.co")],
-            false,
-            &ctx,
-            true,
-            MergePolicy::HoldOwned,
-            Timestamp::UNIX_EPOCH,
-            ids(),
-        );
+        let p = held_plan(&[email("a@b.co"), email("c@b.co")], &ctx);
         assert!(p.held.is_empty() && matches!(p.contact, ContactStep::Merge { .. }));
     }
 }

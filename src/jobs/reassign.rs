@@ -14,7 +14,7 @@ use crate::domain::plan;
 use crate::domain::routing::Strategy;
 use crate::events::{self, LEAD_ESCALATED, LEAD_REASSIGNED_AWAY};
 use crate::settings::TeamSettings;
-use crate::store::StoreError;
+use crate::store::{Assignment, StoreError};
 
 impl Jobs {
     /// Hands leads nobody took on within their team's `sla` to another eligible member.
@@ -83,18 +83,16 @@ impl Jobs {
             );
             events::alert_rep(&mut left, &self.core.settings, &previous);
             let route = Some((team_id, team.seq + 1));
-            tx.assign(
+            let a = Assignment {
                 lead_id,
-                Some(&previous),
-                &next.rep_id,
+                previous_owner: Some(&previous),
+                rep_id: &next.rep_id,
                 route,
-                "sla",
-                &next.wrr_updates,
-                true,
-                &[event, left],
-                ms(now),
-            )
-            .await?;
+                reason: "sla",
+                wrr_updates: &next.wrr_updates,
+                enforce_capacity: true,
+            };
+            tx.assign(&a, &[event, left], ms(now)).await?;
             moved += 1;
         }
         tx.commit().await?;

@@ -12,7 +12,7 @@ use crate::core::Core;
 use crate::domain::followup;
 use crate::domain::lead::{self, LeadRuleError, Status};
 use crate::events::{self, LEAD_MESSAGE, LEAD_REASSIGNED_AWAY, LEAD_STATUS_CHANGED};
-use crate::store::{LeadRow, NewEvent, NewInteraction, StatusChange, StoreError, TaskPatch, TaskRow, Tx};
+use crate::store::{Assignment, LeadRow, NewEvent, NewInteraction, StatusChange, StoreError, TaskPatch, TaskRow, Tx};
 
 /// Who is acting: admins may do anything, a rep only on their own leads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,7 +220,16 @@ impl Pipeline {
                     events.push(left);
                 }
                 // An admin's explicit choice may go above the rep's capacity.
-                tx.assign(&lead.id, previous, owner, None, "manual", &[], false, &events, now).await?;
+                let a = Assignment {
+                    lead_id: &lead.id,
+                    previous_owner: previous,
+                    rep_id: owner,
+                    route: None,
+                    reason: "manual",
+                    wrr_updates: &[],
+                    enforce_capacity: false,
+                };
+                tx.assign(&a, &events, now).await?;
                 freed_capacity |= previous.is_some();
             }
         }

@@ -236,22 +236,27 @@ fn placeholders(k: usize, width: usize) -> String {
     (1..=width).map(|i| format!("${}", k + i)).collect::<Vec<_>>().join(", ")
 }
 
-/// Statements: `rep_id` owns the lead (`update_lead: false` when the lead row is written
+/// Who becomes a lead's owner, and how they were chosen.
+#[derive(Debug, Clone, Copy)]
+pub struct Assignment<'a> {
+    pub lead_id: &'a str,
+    /// The owner it is taken from (their open-lead count goes down).
+    pub previous_owner: Option<&'a str>,
+    pub rep_id: &'a str,
+    /// The team that routed it and its assignment sequence number, when routing chose.
+    pub route: Option<(&'a str, i64)>,
+    pub reason: &'a str,
+    /// Weighted round-robin counters to store with it.
+    pub wrr_updates: &'a [(String, i64)],
+    /// Refuse (and retry) rather than fill the rep past their capacity.
+    pub enforce_capacity: bool,
+}
+
+/// Statements: the rep owns the lead (`update_lead: false` when the lead row is written
 /// with its owner already). The capacity guard makes a concurrent filler on another instance
 /// (PostgreSQL) retry instead of overfilling the rep.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn push_assignment(
-    b: &mut Batch,
-    lead_id: &str,
-    previous_owner: Option<&str>,
-    rep_id: &str,
-    route: Option<(&str, i64)>,
-    reason: &str,
-    wrr_updates: &[(String, i64)],
-    enforce_capacity: bool,
-    update_lead: bool,
-    now: i64,
-) {
+pub(super) fn push_assignment(b: &mut Batch, a: &Assignment<'_>, update_lead: bool, now: i64) {
+    let Assignment { lead_id, previous_owner, rep_id, route, reason, wrr_updates, enforce_capacity } = *a;
     let sql = if enforce_capacity {
         "UPDATE reps SET open_leads = open_leads + 1 WHERE id = $1 AND (capacity IS NULL OR open_leads < capacity)"
     } else {
@@ -506,7 +511,16 @@ fn parse_team(rows: &BatchRows, members: usize, team: &TeamRef) -> Result<TeamCo
 fn assignment_writes(lead_id: &str, owner: Option<(&Owner, (&str, i64))>, events: &[NewEvent], now: i64) -> Batch {
     let mut b = Batch::new();
     if let Some((o, route)) = owner {
-        push_assignment(&mut b, lead_id, None, &o.rep_id, Some(route), o.reason, &o.wrr_updates, true, true, now);
+        let a = Assignment {
+            lead_id,
+            previous_owner: None,
+            rep_id: &o.rep_id,
+            route: Some(route),
+            reason: o.reason,
+            wrr_updates: &o.wrr_updates,
+            enforce_capacity: true,
+        };
+        push_assignment(&mut b, &a, true, now);
     }
     push_events(&mut b, events);
     b
@@ -653,7 +667,16 @@ fn intake_writes(w: &IntakeWrite<'_>) -> Batch {
         );
         if let Some(o) = owner {
             let route = team.as_ref().map(|(t, seq)| (t.as_str(), *seq));
-            push_assignment(&mut b, lead_id, None, &o.rep_id, route, o.reason, &o.wrr_updates, true, false, now);
+            let a = Assignment {
+                lead_id,
+                previous_owner: None,
+                rep_id: &o.rep_id,
+                route,
+                reason: o.reason,
+                wrr_updates: &o.wrr_updates,
+                enforce_capacity: true,
+            };
+            push_assignment(&mut b, &a, false, now);
         }
     }
     let attachments = serde_json::to_string(&i.message.attachments).unwrap_or_else(|_| "[]".into());
@@ -693,33 +716,10 @@ impl Tx {
         rows.of(q).first().map(|r| candidate_from_row(r, false)).transpose()
     }
 
-    /// Makes `rep_id` the owner (see `push_assignment`), with the events to record.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn assign(
-        &mut self,
-        lead_id: &str,
-        previous_owner: Option<&str>,
-        rep_id: &str,
-        route: Option<(&str, i64)>,
-        reason: &str,
-        wrr_updates: &[(String, i64)],
-        enforce_capacity: bool,
-        events: &[NewEvent],
-        now: i64,
-    ) -> Result<()> {
+    /// Makes the rep the owner (see `push_assignment`), with the events to record.
+    pub async fn assign(&mut self, a: &Assignment<'_>, events: &[NewEvent], now: i64) -> Result<()> {
         let mut b = Batch::new();
-        push_assignment(
-            &mut b,
-            lead_id,
-            previous_owner,
-            rep_id,
-            route,
-            reason,
-            wrr_updates,
-            enforce_capacity,
-            true,
-            now,
-        );
+        push_assignment(&mut b, a, true, now);
         push_events(&mut b, events);
         self.run(b).await?;
         Ok(())

@@ -35,7 +35,7 @@ pub use baseline::bare_insert_rate;
 pub use contacts::{ContactDetail, ContactSummary, MergeOutcome};
 pub use history::{StatusChangeRow, TaskPatch, TaskRow};
 pub use inbound::{InboundItem, InboundRecord, RAW_EXCERPT_BYTES, payload_sha256};
-pub use intake::{IntakeRequest, IntakeRules, NewEvent, NewInteraction, TeamRef};
+pub use intake::{Assignment, IntakeRequest, IntakeRules, NewEvent, NewInteraction, TeamRef};
 pub use leads::{LeadFilter, StatusChange};
 pub use merges::{MergeReviewRow, MergeRow, Undone};
 pub use outbox::{OutboxMessage, OutboxRow};

@@ -8,6 +8,12 @@ use maud::{Markup, html};
 /// Colour-blind-safe palette (Okabe–Ito), in order of use.
 const PALETTE: [&str; 8] = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#666666"];
 
+/// Every chart's width in SVG units; horizontal bars keep `LABEL` on the left for names and
+/// `VALUE` on the right for the figure.
+const W: f64 = 640.0;
+const LABEL: f64 = 150.0;
+const VALUE: f64 = 90.0;
+
 pub fn colour(i: usize) -> &'static str {
     PALETTE[i % PALETTE.len()]
 }
@@ -88,8 +94,22 @@ fn legend(names: &[&str]) -> Markup {
 }
 
 /// Stacked vertical bars: one bar per category (a day, a week), one colour per series.
+/// The frame every chart shares: the figure, its SVG (`role="img"`, named by its title and
+/// description) around `plot`, then `after` (the legend, the table of the same numbers).
+fn figure(id: &str, title: &str, desc: &str, height: f64, plot: Markup, after: Markup) -> Markup {
+    html! {
+        figure .chart #(id) {
+            svg viewBox={"0 0 " (W) " " (height)} role="img" aria-labelledby={(id) "-title " (id) "-desc"} {
+                title #{(id) "-title"} { (title) }
+                desc #{(id) "-desc"} { (desc) }
+                (plot)
+            }
+            (after)
+        }
+    }
+}
+
 pub fn stacked_bars(id: &str, title: &str, desc: &str, categories: &[String], series: &[Series]) -> Markup {
-    const W: f64 = 640.0;
     const H: f64 = 260.0;
     const LEFT: f64 = 44.0;
     const BOTTOM: f64 = 36.0;
@@ -106,89 +126,80 @@ pub fn stacked_bars(id: &str, title: &str, desc: &str, categories: &[String], se
     // At most about six labels: dates are wide, and a phone screen is narrow.
     let label_every = categories.len().div_ceil(6).max(1);
     let names: Vec<&str> = series.iter().map(|s| s.name.as_str()).collect();
-    html! {
-        figure .chart #(id) {
-            svg viewBox={"0 0 " (W) " " (H)} role="img" aria-labelledby={(id) "-title " (id) "-desc"} {
-                title #{(id) "-title"} { (title) }
-                desc #{(id) "-desc"} { (desc) }
-                @for i in 0..=4 {
-                    @let v = top * f64::from(i) / 4.0;
-                    @let y = TOP + plot_h - plot_h * f64::from(i) / 4.0;
-                    line .grid x1=(LEFT) x2=(W - 10.0) y1=(y) y2=(y) stroke="#ccc" stroke-width="1" {}
-                    text x=(LEFT - 6.0) y=(y + 4.0) text-anchor="end" font-size="11" fill="#444" { (number(v)) }
-                }
-                @for (c, category) in categories.iter().enumerate() {
-                    @let x = LEFT + slot * c as f64 + (slot - bar_w) / 2.0;
-                    @let mut base = TOP + plot_h;
-                    g {
-                        @for (s_i, s) in series.iter().enumerate() {
-                            @let v = s.values.get(c).copied().unwrap_or(0.0).max(0.0);
-                            @if v > 0.0 {
-                                @let h = plot_h * v / top;
-                                @let y = { base -= h; base };
-                                rect x=(x) y=(y) width=(bar_w) height=(h) fill=(colour(s_i)) {
-                                    title { (category) ": " (s.name) " " (number(v)) }
-                                }
-                            }
-                        }
-                    }
-                    @if c % label_every == 0 {
-                        text x=(x + bar_w / 2.0) y=(H - BOTTOM + 16.0) text-anchor="middle" font-size="11" fill="#444" {
-                            (axis_label(category))
+    let plot = html! {
+        @for i in 0..=4 {
+            @let v = top * f64::from(i) / 4.0;
+            @let y = TOP + plot_h - plot_h * f64::from(i) / 4.0;
+            line .grid x1=(LEFT) x2=(W - 10.0) y1=(y) y2=(y) stroke="#ccc" stroke-width="1" {}
+            text x=(LEFT - 6.0) y=(y + 4.0) text-anchor="end" font-size="11" fill="#444" { (number(v)) }
+        }
+        @for (c, category) in categories.iter().enumerate() {
+            @let x = LEFT + slot * c as f64 + (slot - bar_w) / 2.0;
+            @let mut base = TOP + plot_h;
+            g {
+                @for (s_i, s) in series.iter().enumerate() {
+                    @let v = s.values.get(c).copied().unwrap_or(0.0).max(0.0);
+                    @if v > 0.0 {
+                        @let h = plot_h * v / top;
+                        @let y = { base -= h; base };
+                        rect x=(x) y=(y) width=(bar_w) height=(h) fill=(colour(s_i)) {
+                            title { (category) ": " (s.name) " " (number(v)) }
                         }
                     }
                 }
-                line x1=(LEFT) x2=(W - 10.0) y1=(TOP + plot_h) y2=(TOP + plot_h) stroke="#444" stroke-width="1" {}
             }
-            (legend(&names))
-            table .visually-hidden {
-                caption { (title) }
-                thead { tr { th scope="col" { "Period" } @for s in series { th scope="col" { (s.name) } } th scope="col" { "Total" } } }
-                tbody {
-                    @for (c, category) in categories.iter().enumerate() {
-                        tr {
-                            th scope="row" { (category) }
-                            @for s in series { td { (number(s.values.get(c).copied().unwrap_or(0.0))) } }
-                            td { (number(totals.get(c).copied().unwrap_or(0.0))) }
-                        }
+            @if c % label_every == 0 {
+                text x=(x + bar_w / 2.0) y=(H - BOTTOM + 16.0) text-anchor="middle" font-size="11" fill="#444" {
+                    (axis_label(category))
+                }
+            }
+        }
+        line x1=(LEFT) x2=(W - 10.0) y1=(TOP + plot_h) y2=(TOP + plot_h) stroke="#444" stroke-width="1" {}
+    };
+    let after = html! {
+        (legend(&names))
+        table .visually-hidden {
+            caption { (title) }
+            thead { tr { th scope="col" { "Period" } @for s in series { th scope="col" { (s.name) } } th scope="col" { "Total" } } }
+            tbody {
+                @for (c, category) in categories.iter().enumerate() {
+                    tr {
+                        th scope="row" { (category) }
+                        @for s in series { td { (number(s.values.get(c).copied().unwrap_or(0.0))) } }
+                        td { (number(totals.get(c).copied().unwrap_or(0.0))) }
                     }
                 }
             }
         }
-    }
+    };
+    figure(id, title, desc, H, plot, after)
 }
 
 /// Horizontal bars, longest = the largest value (or `max` when given, e.g. 1.0 for rates).
 pub fn hbars(id: &str, title: &str, desc: &str, bars: &[Bar], max: Option<f64>) -> Markup {
-    const W: f64 = 640.0;
     const ROW: f64 = 30.0;
-    const LABEL: f64 = 150.0;
-    const VALUE: f64 = 90.0;
     let h = ROW * bars.len().max(1) as f64 + 8.0;
     let top = max.unwrap_or_else(|| bars.iter().map(|b| b.value).fold(0.0, f64::max)).max(f64::MIN_POSITIVE);
     let plot_w = W - LABEL - VALUE;
-    html! {
-        figure .chart #(id) {
-            svg viewBox={"0 0 " (W) " " (h)} role="img" aria-labelledby={(id) "-title " (id) "-desc"} {
-                title #{(id) "-title"} { (title) }
-                desc #{(id) "-desc"} { (desc) }
-                @for (i, b) in bars.iter().enumerate() {
-                    @let y = 4.0 + ROW * i as f64;
-                    @let w = (plot_w * (b.value.max(0.0) / top)).min(plot_w);
-                    text x=(LABEL - 8.0) y=(y + ROW / 2.0 + 4.0) text-anchor="end" font-size="12" fill="#222" { (shorten(&b.label, 20)) }
-                    rect x=(LABEL) y=(y + 4.0) width=(w.max(1.0)) height=(ROW - 8.0) fill=(colour(0)) {
-                        title { (b.label) ": " (b.text) }
-                    }
-                    text x=(LABEL + w + 6.0) y=(y + ROW / 2.0 + 4.0) font-size="12" fill="#222" { (b.text) }
-                }
+    let plot = html! {
+        @for (i, b) in bars.iter().enumerate() {
+            @let y = 4.0 + ROW * i as f64;
+            @let w = (plot_w * (b.value.max(0.0) / top)).min(plot_w);
+            text x=(LABEL - 8.0) y=(y + ROW / 2.0 + 4.0) text-anchor="end" font-size="12" fill="#222" { (shorten(&b.label, 20)) }
+            rect x=(LABEL) y=(y + 4.0) width=(w.max(1.0)) height=(ROW - 8.0) fill=(colour(0)) {
+                title { (b.label) ": " (b.text) }
             }
-            table .visually-hidden {
-                caption { (title) }
-                thead { tr { th scope="col" { "Item" } th scope="col" { "Value" } } }
-                tbody { @for b in bars { tr { th scope="row" { (b.label) } td { (b.text) } } } }
-            }
+            text x=(LABEL + w + 6.0) y=(y + ROW / 2.0 + 4.0) font-size="12" fill="#222" { (b.text) }
         }
-    }
+    };
+    let after = html! {
+        table .visually-hidden {
+            caption { (title) }
+            thead { tr { th scope="col" { "Item" } th scope="col" { "Value" } } }
+            tbody { @for b in bars { tr { th scope="row" { (b.label) } td { (b.text) } } } }
+        }
+    };
+    figure(id, title, desc, h, plot, after)
 }
 
 /// Horizontal bars in groups: one group per row (a rep), one bar per series (median, p90).
@@ -201,49 +212,43 @@ pub fn grouped_hbars(
     rows: &[(String, Vec<Option<f64>>)],
     format: fn(f64) -> String,
 ) -> Markup {
-    const W: f64 = 640.0;
     const BAR: f64 = 14.0;
-    const LABEL: f64 = 150.0;
-    const VALUE: f64 = 90.0;
     let group = BAR * names.len().max(1) as f64 + 12.0;
     let h = group * rows.len().max(1) as f64 + 8.0;
     let top = rows.iter().flat_map(|(_, v)| v.iter().flatten().copied()).fold(0.0, f64::max).max(f64::MIN_POSITIVE);
     let plot_w = W - LABEL - VALUE;
-    html! {
-        figure .chart #(id) {
-            svg viewBox={"0 0 " (W) " " (h)} role="img" aria-labelledby={(id) "-title " (id) "-desc"} {
-                title #{(id) "-title"} { (title) }
-                desc #{(id) "-desc"} { (desc) }
-                @for (r, (label, values)) in rows.iter().enumerate() {
-                    @let y0 = 4.0 + group * r as f64;
-                    text x=(LABEL - 8.0) y=(y0 + group / 2.0) text-anchor="end" font-size="12" fill="#222" { (shorten(label, 20)) }
-                    @for (s, value) in values.iter().enumerate() {
-                        @let y = y0 + BAR * s as f64;
-                        @if let Some(v) = value {
-                            @let w = (plot_w * (v.max(0.0) / top)).min(plot_w);
-                            rect x=(LABEL) y=(y + 1.0) width=(w.max(1.0)) height=(BAR - 2.0) fill=(colour(s)) {
-                                title { (label) ", " (names.get(s).copied().unwrap_or_default()) ": " (format(*v)) }
-                            }
-                            text x=(LABEL + w + 6.0) y=(y + BAR - 3.0) font-size="11" fill="#222" { (format(*v)) }
-                        }
+    let plot = html! {
+        @for (r, (label, values)) in rows.iter().enumerate() {
+            @let y0 = 4.0 + group * r as f64;
+            text x=(LABEL - 8.0) y=(y0 + group / 2.0) text-anchor="end" font-size="12" fill="#222" { (shorten(label, 20)) }
+            @for (s, value) in values.iter().enumerate() {
+                @let y = y0 + BAR * s as f64;
+                @if let Some(v) = value {
+                    @let w = (plot_w * (v.max(0.0) / top)).min(plot_w);
+                    rect x=(LABEL) y=(y + 1.0) width=(w.max(1.0)) height=(BAR - 2.0) fill=(colour(s)) {
+                        title { (label) ", " (names.get(s).copied().unwrap_or_default()) ": " (format(*v)) }
                     }
+                    text x=(LABEL + w + 6.0) y=(y + BAR - 3.0) font-size="11" fill="#222" { (format(*v)) }
                 }
             }
-            (legend(names))
-            table .visually-hidden {
-                caption { (title) }
-                thead { tr { th scope="col" { "Item" } @for n in names { th scope="col" { (n) } } } }
-                tbody {
-                    @for (label, values) in rows {
-                        tr {
-                            th scope="row" { (label) }
-                            @for v in values { td { @match v { Some(v) => (format(*v)), None => "no data" } } }
-                        }
+        }
+    };
+    let after = html! {
+        (legend(names))
+        table .visually-hidden {
+            caption { (title) }
+            thead { tr { th scope="col" { "Item" } @for n in names { th scope="col" { (n) } } } }
+            tbody {
+                @for (label, values) in rows {
+                    tr {
+                        th scope="row" { (label) }
+                        @for v in values { td { @match v { Some(v) => (format(*v)), None => "no data" } } }
                     }
                 }
             }
         }
-    }
+    };
+    figure(id, title, desc, h, plot, after)
 }
 
 #[cfg(test)]

@@ -136,24 +136,13 @@ impl IntoResponse for AppError {
         let status = self.0.status();
         let title = status.canonical_reason().unwrap_or("Error");
         let body = html! {
-            (DOCTYPE)
-            html lang="en" {
-                head {
-                    meta charset="utf-8";
-                    meta name="viewport" content="width=device-width, initial-scale=1";
-                    title { (title) " · leadrouter" }
-                    link rel="stylesheet" href=(*CSS_URL);
-                }
-                body {
-                    main #main .narrow {
-                        h1 { (title) }
-                        p .alert role="alert" { (self.message()) }
-                        p { a href="/app" { "Back to the inbox" } }
-                    }
-                }
+            main #main .narrow {
+                h1 { (title) }
+                p .alert role="alert" { (self.message()) }
+                p { a href="/app" { "Back to the inbox" } }
             }
         };
-        (status, Html(body.into_string())).into_response()
+        (status, Html(document(title, false, body).into_string())).into_response()
     }
 }
 
@@ -182,6 +171,32 @@ pub(super) fn layout(title: &str, session: &Session, nav: Nav, content: Markup) 
         Actor::Admin => "admin".to_owned(),
         Actor::Rep(id) => id.clone(),
     };
+    let body = html! {
+        a .skip href="#main" { "Skip to content" }
+        header .top {
+            a .brand href="/app" { "leadrouter" }
+            nav aria-label="Main" {
+                ul {
+                    @for (item, href, label, shown) in items {
+                        @if *shown {
+                            li { a href=(href) aria-current=[(*item == nav).then_some("page")] { (label) } }
+                        }
+                    }
+                }
+            }
+            form .signout method="post" action="/app/logout" {
+                (csrf_field(session))
+                span .who { "Signed in as " strong { (who) } }
+                button type="submit" { "Sign out" }
+            }
+        }
+        main #main tabindex="-1" { (content) }
+    };
+    document(title, true, body)
+}
+
+/// A whole page: `<head>` with the stylesheet (and the script, where the page uses it) around `body`.
+pub(super) fn document(title: &str, with_script: bool, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -190,29 +205,9 @@ pub(super) fn layout(title: &str, session: &Session, nav: Nav, content: Markup) 
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · leadrouter" }
                 link rel="stylesheet" href=(*CSS_URL);
-                script src=(*JS_URL) defer {}
+                @if with_script { script src=(*JS_URL) defer {} }
             }
-            body {
-                a .skip href="#main" { "Skip to content" }
-                header .top {
-                    a .brand href="/app" { "leadrouter" }
-                    nav aria-label="Main" {
-                        ul {
-                            @for (item, href, label, shown) in items {
-                                @if *shown {
-                                    li { a href=(href) aria-current=[(*item == nav).then_some("page")] { (label) } }
-                                }
-                            }
-                        }
-                    }
-                    form .signout method="post" action="/app/logout" {
-                        (csrf_field(session))
-                        span .who { "Signed in as " strong { (who) } }
-                        button type="submit" { "Sign out" }
-                    }
-                }
-                main #main tabindex="-1" { (content) }
-            }
+            body { (body) }
         }
     }
 }

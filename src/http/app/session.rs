@@ -13,13 +13,13 @@ use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use maud::{DOCTYPE, Markup, html};
+use maud::{Markup, html};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::{AppError, CSS_URL, render};
+use super::{AppError, document, render};
 use crate::base::{ms, token_hash};
 use crate::http::AppState;
 use crate::http::auth::{actor_for_digest, actor_for_token, token_digest};
@@ -190,34 +190,24 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Post<T> {
 }
 
 fn login_page(error: Option<&str>, next: Option<&str>, csrf: &str) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "Sign in · leadrouter" }
-                link rel="stylesheet" href=(*CSS_URL);
+    let body = html! {
+        main #main .narrow {
+            h1 { "Sign in to leadrouter" }
+            @if let Some(error) = error {
+                p .alert role="alert" #login-error { (error) }
             }
-            body {
-                main #main .narrow {
-                    h1 { "Sign in to leadrouter" }
-                    @if let Some(error) = error {
-                        p .alert role="alert" #login-error { (error) }
-                    }
-                    form method="post" action="/app/login" .stack {
-                        input type="hidden" name="login_csrf" value=(csrf);
-                        @if let Some(next) = next { input type="hidden" name="next" value=(next); }
-                        label for="token" { "API token" }
-                        input #token type="password" name="token" required autocomplete="current-password"
-                            autofocus aria-describedby=[error.map(|_| "login-error")];
-                        p .hint { "An admin token from the config, or your own rep API token." }
-                        button type="submit" { "Sign in" }
-                    }
-                }
+            form method="post" action="/app/login" .stack {
+                input type="hidden" name="login_csrf" value=(csrf);
+                @if let Some(next) = next { input type="hidden" name="next" value=(next); }
+                label for="token" { "API token" }
+                input #token type="password" name="token" required autocomplete="current-password"
+                    autofocus aria-describedby=[error.map(|_| "login-error")];
+                p .hint { "An admin token from the config, or your own rep API token." }
+                button type="submit" { "Sign in" }
             }
         }
-    }
+    };
+    document("Sign in", false, body)
 }
 
 #[derive(Deserialize)]
