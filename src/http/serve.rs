@@ -100,35 +100,37 @@ async fn connection(
         req.extensions_mut().insert(ConnectInfo(peer));
         let started = RequestGuard::start(on_request.clone());
         let response = router.clone().oneshot(req.map(axum::body::Body::new));
-        async move {
+        // Boxed so the connection is `Unpin`: it is polled without closing the socket, which
+        // it then hands back for `linger`.
+        Box::pin(async move {
             let response = response.await;
             drop(started);
             response
-        }
+        })
     });
-    let conn = hyper::server::conn::http1::Builder::new()
+    let mut conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         // Our watch below covers the head; hyper's own timer would also cut idle keep-alive
         // connections at the head timeout.
         .header_read_timeout(None)
         .keep_alive(true)
         .serve_connection(io, service);
-    tokio::pin!(conn);
     let mut draining = false;
     loop {
         let deadline = activity.deadline(&limits);
         // A request finishing moves the deadline: wake up then, not only when it passes.
         let finished = activity.request_done.notified();
         tokio::select! {
-            result = conn.as_mut() => {
-                if let Err(e) = result {
-                    tracing::debug!(error = %e, "connection ended with an error");
+            result = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => {
+                match result {
+                    Ok(()) => linger(conn.into_parts().io.into_inner()).await,
+                    Err(e) => tracing::debug!(error = %e, "connection ended with an error"),
                 }
                 return;
             }
             _ = shutdown.cancelled(), if !draining => {
                 draining = true;
-                conn.as_mut().graceful_shutdown();
+                Pin::new(&mut conn).graceful_shutdown();
             }
             _ = finished => {}
             _ = sleep_until(deadline) => {
@@ -140,6 +142,32 @@ async fn connection(
             }
         }
     }
+}
+
+/// How long, and how much, a closing connection reads and drops of what the client still sends.
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 8 << 20;
+
+/// Closes a connection the way nginx's lingering close does: our side is shut, then what the
+/// client is still sending (a body refused before it was read, such as an oversized upload
+/// answered 413) is read and dropped for a moment. Closing a socket with unread bytes makes
+/// the kernel reset it, and the client would then lose the answer before reading it.
+async fn linger(mut stream: impl AsyncRead + AsyncWrite + Unpin) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if stream.shutdown().await.is_err() {
+        return;
+    }
+    let mut buf = vec![0u8; 16 * 1024];
+    let drain = async {
+        let mut left = LINGER_BYTES;
+        while left > 0 {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
