@@ -77,8 +77,7 @@ async fn try_assign_waiting(core: &Core) -> Result<usize, StoreError> {
         if claim_timeout {
             owner.reason = "claim_timeout";
         }
-        let name =
-            team.candidates.iter().find(|c| c.rep_id == owner.rep_id).map(|c| c.name.clone()).unwrap_or_default();
+        let name = team.name_of(&owner.rep_id);
         let mut event = assigned_event(settings, &lead_id, (&owner.rep_id, &name), owner.reason, None, ms(now));
         events::announce(&mut event, settings, Some(&team_id));
         let route = Some((team_id.as_str(), team.seq + 1));

@@ -51,7 +51,6 @@ const ATTEMPTS: u32 = crate::base::retry::RACE_ATTEMPTS;
 /// The rep console in Telegram.
 #[derive(Clone)]
 pub struct TelegramConsole {
-    core: Core,
     pipeline: Pipeline,
 }
 
@@ -98,13 +97,17 @@ enum Work<'a> {
 
 impl TelegramConsole {
     pub fn new(pipeline: Pipeline) -> Self {
-        TelegramConsole { core: pipeline.core.clone(), pipeline }
+        TelegramConsole { pipeline }
+    }
+
+    fn core(&self) -> &Core {
+        &self.pipeline.core
     }
 
     /// Runs `work` in one transaction with the update's inbound record (again when it loses a
     /// race on PostgreSQL). `Err` only when storage is unavailable.
     async fn in_tx(&self, rec: &InboundRecord<'_>, work: Work<'_>) -> Result<(), StoreError> {
-        let store = &self.core.store;
+        let store = &self.core().store;
         for attempt in 0..ATTEMPTS {
             let now = ms(jiff::Timestamp::now());
             let mut tx = store.begin().await?;
@@ -126,9 +129,9 @@ impl TelegramConsole {
                         Err(StoreError::Retry) => {}
                         other => {
                             other?;
-                            self.core.wake_outbox();
+                            self.core().wake_outbox();
                             if done.freed_capacity
-                                && let Err(e) = assign_waiting(&self.core).await
+                                && let Err(e) = assign_waiting(self.core()).await
                             {
                                 tracing::warn!(error = %e, "assigning waiting leads failed");
                             }
@@ -141,7 +144,7 @@ impl TelegramConsole {
                     let refused = InboundRecord { reason: "refused", ..*rec };
                     let also = outgoing::replies(rec.external_id, &out);
                     store.record_skipped(&refused, &also, now).await?;
-                    self.core.wake_outbox();
+                    self.core().wake_outbox();
                     return Ok(());
                 }
                 Err(Refusal::Store(StoreError::Retry)) => {}
@@ -229,7 +232,7 @@ impl TelegramConsole {
         let Some(action) = Action::decode(data) else {
             return self.in_tx(rec, refuse("This button no longer works.")).await;
         };
-        let rep = self.core.store.rep_in_telegram(from.id).await?;
+        let rep = self.core().store.rep_in_telegram(from.id).await?;
         let work = match &rep {
             Some(rep) if !rep.active => refuse(SWITCHED_OFF),
             Some(rep) => Work::Press { rep, action, callback, at },
@@ -307,7 +310,7 @@ impl TelegramConsole {
                 return Err(refuse(self.not_yours(&lead)));
             }
             Action::Lost(_) => {
-                let reasons = &self.core.settings.telegram_lost_reasons();
+                let reasons = &self.core().settings.telegram_lost_reasons();
                 if let Some((chat, message)) = at {
                     let buttons = render::lost_reasons(&lead.id, reasons);
                     done.out.push(Outgoing::EditButtons { chat, message, buttons });
@@ -319,7 +322,7 @@ impl TelegramConsole {
                 done.out.push(answer(""));
             }
             Action::LostReason(_, n) => {
-                let Some(reason) = self.core.settings.telegram_lost_reasons().get(*n).cloned() else {
+                let Some(reason) = self.core().settings.telegram_lost_reasons().get(*n).cloned() else {
                     return Err(refuse("This button is out of date.".into()));
                 };
                 let update =
@@ -342,7 +345,7 @@ impl TelegramConsole {
         in_team: bool,
         now: i64,
     ) -> Result<Result<(), String>, StoreError> {
-        let settings = &self.core.settings;
+        let settings = &self.core().settings;
         if !in_team {
             let team = lead.team_id.as_deref().unwrap_or("another team");
             return Ok(Err(format!("Only members of team {team} can take this lead.")));
@@ -357,7 +360,8 @@ impl TelegramConsole {
         let team = lead.team_id.as_deref().and_then(|t| settings.team(t));
         let reason = if team.is_some_and(|t| t.strategy == Strategy::Claim) { "claim" } else { "taken" };
         let actor = Actor::Rep(rep.id.clone()).label();
-        let mut event = assigned_event(&self.core.settings, &lead.id, (&rep.id, &rep.name), reason, Some(&actor), now);
+        let mut event =
+            assigned_event(&self.core().settings, &lead.id, (&rep.id, &rep.name), reason, Some(&actor), now);
         events::announce(&mut event, settings, lead.team_id.as_deref());
         let a = Assignment {
             lead_id: &lead.id,
@@ -426,7 +430,7 @@ impl TelegramConsole {
             Some(("leads", _)) => {
                 let filter =
                     LeadFilter { owner: Some(rep.id.clone()), open: Some(true), limit: 30, ..Default::default() };
-                let leads = self.core.store.leads(&filter, ms(jiff::Timestamp::now())).await?;
+                let leads = self.core().store.leads(&filter, ms(jiff::Timestamp::now())).await?;
                 reply(text(render::lead_list(&leads)))
             }
             Some(("lead", typed)) => match self.find_lead(rep, typed).await? {
@@ -462,7 +466,7 @@ impl TelegramConsole {
             Some((other, _)) => Work::Refuse(text(format!("Unknown command /{other}.\n\n{}", render::help(&rep.name)))),
             None => match m.reply_to_message_id {
                 Some(replied) => {
-                    let lead_id = self.core.store.lead_of_message(TelegramMessage::new(chat, replied)).await?;
+                    let lead_id = self.core().store.lead_of_message(TelegramMessage::new(chat, replied)).await?;
                     Work::Relay { rep, message: m, lead_id }
                 }
                 None => {
@@ -478,7 +482,7 @@ impl TelegramConsole {
         let Some(id) = render::typed_lead_id(typed) else {
             return Ok(Err("Which lead? Give its id as /leads shows it, e.g. /lead 1a2b3c4d.".into()));
         };
-        let ids = self.core.store.owned_leads_ending_with(&rep.id, id).await?;
+        let ids = self.core().store.owned_leads_ending_with(&rep.id, id).await?;
         Ok(match ids.as_slice() {
             [one] => Ok(one.clone()),
             [] => Err(format!("You have no lead {id}. /leads lists yours.")),
@@ -515,7 +519,7 @@ impl TelegramConsole {
         if contact.blocked {
             return Err(refuse(format!("{who} blocked the bot: your message cannot reach them.")));
         }
-        let settings = &self.core.settings;
+        let settings = &self.core().settings;
         let actor = format!("rep:{}", rep.id);
         let data = json!({"lead": {"id": lead.id}, "message": {"channel": "telegram", "direction": "outbound", "text": m.text}});
         let event = events::lead_event(settings, LEAD_MESSAGE, &lead.id, Some(&actor), data, now);

@@ -41,6 +41,14 @@ pub struct TeamContext {
     pub candidates: Vec<Candidate>,
 }
 
+impl TeamContext {
+    /// A member's name as events show it (their id, should the team not list them).
+    pub fn name_of(&self, rep_id: &str) -> String {
+        let member = self.candidates.iter().find(|c| c.rep_id == rep_id);
+        member.map_or_else(|| rep_id.to_owned(), |c| c.name.clone())
+    }
+}
+
 /// Everything intake reads before deciding.
 #[derive(Debug, Clone, Default)]
 pub struct Context {

@@ -60,23 +60,23 @@ impl Jobs {
             metrics::counter!("leadrouter_followup_total", "job" => job).increment(n as u64);
         }
         if done != FollowUp::default() {
-            self.core.wake_outbox();
+            self.core().wake_outbox();
             tracing::info!(?done, "follow-up");
         }
         if done.auto_lost > 0 {
-            assign_waiting(&self.core).await?;
+            assign_waiting(self.core()).await?;
         }
         Ok(done)
     }
 
     /// The team's manager, if it has one.
     fn manager_of(&self, team_id: Option<&str>) -> Option<&str> {
-        team_id.and_then(|t| self.core.settings.team(t)).and_then(|t| t.manager.as_deref())
+        team_id.and_then(|t| self.core().settings.team(t)).and_then(|t| t.manager.as_deref())
     }
 
     async fn remind_due(&self) -> Result<usize, StoreError> {
         let now = ms(jiff::Timestamp::now());
-        let mut tx = self.core.store.begin().await?;
+        let mut tx = self.core().store.begin().await?;
         let due = tx.due_reminders(now, BATCH).await?;
         for lead in &due {
             tx.mark_reminded(lead).await?;
@@ -85,9 +85,9 @@ impl Jobs {
             let mut data = alert_data(Some(&lead.id), &alert);
             data["next_action_at"] = json!(from_ms(at).to_string());
             let mut event =
-                events::lead_event(&self.core.settings, LEAD_NEXT_ACTION_DUE, &lead.id, Some(SCHEDULER), data, now);
+                events::lead_event(&self.core().settings, LEAD_NEXT_ACTION_DUE, &lead.id, Some(SCHEDULER), data, now);
             if let Some(owner) = &lead.owner {
-                events::alert_rep(&mut event, &self.core.settings, &owner.id);
+                events::alert_rep(&mut event, &self.core().settings, &owner.id);
             }
             tx.record_events(&[event]).await?;
         }
@@ -96,9 +96,9 @@ impl Jobs {
     }
 
     async fn report_stale(&self) -> Result<usize, StoreError> {
-        let Some(after) = self.core.settings.pipeline.stale_after else { return Ok(0) };
+        let Some(after) = self.core().settings.pipeline.stale_after else { return Ok(0) };
         let now = ms(jiff::Timestamp::now());
-        let mut tx = self.core.store.begin().await?;
+        let mut tx = self.core().store.begin().await?;
         let stale = tx.stale_leads(now - after.as_millis_i64(), BATCH).await?;
         for lead in &stale {
             tx.mark_stale(lead).await?;
@@ -110,11 +110,11 @@ impl Jobs {
                 now - lead.last_activity_at,
             );
             let data = alert_data(Some(&lead.id), &alert);
-            let mut event = events::lead_event(&self.core.settings, LEAD_STALE, &lead.id, Some(SCHEDULER), data, now);
+            let mut event = events::lead_event(&self.core().settings, LEAD_STALE, &lead.id, Some(SCHEDULER), data, now);
             let manager = self.manager_of(lead.team_id.as_deref());
             let owner = owner.map(|o| o.id.as_str());
             for rep in owner.into_iter().chain(manager.filter(|m| Some(*m) != owner)) {
-                events::alert_rep(&mut event, &self.core.settings, rep);
+                events::alert_rep(&mut event, &self.core().settings, rep);
             }
             tx.record_events(&[event]).await?;
         }
@@ -125,12 +125,12 @@ impl Jobs {
     /// `auto_lost_after` in `waiting_response`, or `auto_lost_attempts` unanswered messages:
     /// closed as lost with `no_response`. Off unless configured.
     async fn close_unanswered(&self) -> Result<usize, StoreError> {
-        let p = &self.core.settings.pipeline;
+        let p = &self.core().settings.pipeline;
         if p.auto_lost_after.is_none() && p.auto_lost_attempts.is_none() {
             return Ok(0);
         }
         let now = ms(jiff::Timestamp::now());
-        let mut tx = self.core.store.begin().await?;
+        let mut tx = self.core().store.begin().await?;
         let mut due = Vec::new();
         if let Some(after) = p.auto_lost_after {
             for lead in tx.waiting_too_long(now - after.as_millis_i64(), BATCH).await? {
@@ -157,7 +157,7 @@ impl Jobs {
             let mut event = self.pipeline.change_status(&mut tx, lead, &change, now).await?;
             event.data["data"]["alert"] = json!(followup::auto_lost(who(lead), why));
             if let Some(owner) = &lead.owner {
-                events::alert_rep(&mut event, &self.core.settings, &owner.id);
+                events::alert_rep(&mut event, &self.core().settings, &owner.id);
             }
             tx.record_events(&[event]).await?;
         }
@@ -167,34 +167,34 @@ impl Jobs {
 
     /// Each manager's digest, once per local day after `pipeline.digest_at`.
     async fn send_digests(&self) -> Result<usize, StoreError> {
-        let Some(at) = self.core.settings.pipeline.digest_at else { return Ok(0) };
+        let Some(at) = self.core().settings.pipeline.digest_at else { return Ok(0) };
         let now = jiff::Timestamp::now();
-        let mut managers: Vec<&str> = self.core.settings.teams.iter().filter_map(|t| t.manager.as_deref()).collect();
+        let mut managers: Vec<&str> = self.core().settings.teams.iter().filter_map(|t| t.manager.as_deref()).collect();
         managers.sort_unstable();
         managers.dedup();
         let mut sent = 0;
         for manager in managers {
-            let Some(rep) = self.core.store.rep(manager).await? else { continue };
+            let Some(rep) = self.core().store.rep(manager).await? else { continue };
             let tz = rep.timezone.as_deref().and_then(|t| jiff::tz::TimeZone::get(t).ok());
             let Some(due) = followup::digest_due(now, &tz.unwrap_or(jiff::tz::TimeZone::UTC), at) else { continue };
             let teams: Vec<String> = self
-                .core
+                .core()
                 .settings
                 .teams
                 .iter()
                 .filter(|t| t.manager.as_deref() == Some(manager))
                 .map(|t| t.id.clone())
                 .collect();
-            let mut tx = self.core.store.begin().await?;
+            let mut tx = self.core().store.begin().await?;
             if !tx.claim_digest(manager, &due.day, ms(now)).await? {
                 continue;
             }
-            let quiet_since = self.core.settings.pipeline.stale_after.map(|d| ms(now) - d.as_millis_i64());
+            let quiet_since = self.core().settings.pipeline.stale_after.map(|d| ms(now) - d.as_millis_i64());
             let counts = tx.digest_counts(&teams, (due.from, due.to), ms(now), quiet_since).await?;
             let alert = followup::digest(&due.day, &teams, &counts);
             let data = json!({"manager": manager, "day": due.day, "teams": teams, "alert": alert, "counts": counts});
-            let mut event = events::event(&self.core.settings, DIGEST_DAILY, Some(SCHEDULER), data, ms(now));
-            events::alert_rep(&mut event, &self.core.settings, manager);
+            let mut event = events::event(&self.core().settings, DIGEST_DAILY, Some(SCHEDULER), data, ms(now));
+            events::alert_rep(&mut event, &self.core().settings, manager);
             tx.record_events(&[event]).await?;
             tx.commit().await?;
             sent += 1;

@@ -22,26 +22,29 @@ pub use followup::{FollowUp, SCHEDULER};
 /// the jobs make it through the pipeline.
 #[derive(Clone)]
 pub struct Jobs {
-    pub core: Core,
     pipeline: Pipeline,
 }
 
 impl Jobs {
     pub fn new(core: Core) -> Self {
-        Jobs { pipeline: Pipeline::new(core.clone()), core }
+        Jobs { pipeline: Pipeline::new(core) }
+    }
+
+    pub fn core(&self) -> &Core {
+        &self.pipeline.core
     }
 
     /// Offers waiting leads to reps who became eligible. Returns how many got an owner.
     pub async fn assign_waiting(&self) -> Result<usize, StoreError> {
-        assign_waiting(&self.core).await
+        assign_waiting(self.core()).await
     }
 
     /// Raw excerpts past `inbound.raw_retention` go, a batch per transaction.
     pub async fn clear_old_payloads(&self) -> Result<(), StoreError> {
-        let Some(keep) = self.core.settings.inbound.raw_retention else { return Ok(()) };
+        let Some(keep) = self.core().settings.inbound.raw_retention else { return Ok(()) };
         let before = crate::base::ms(jiff::Timestamp::now()) - keep.as_millis_i64();
         loop {
-            let cleared = self.core.store.clear_old_payloads(before, 1000).await?;
+            let cleared = self.core().store.clear_old_payloads(before, 1000).await?;
             metrics::counter!("leadrouter_raw_payloads_cleared_total").increment(cleared);
             if cleared < 1000 {
                 return Ok(());

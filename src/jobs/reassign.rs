@@ -21,11 +21,11 @@ impl Jobs {
     /// Returns how many moved.
     pub async fn reassign_unaccepted(&self) -> Result<usize, StoreError> {
         let mut moved = 0;
-        for team in self.core.settings.teams.iter().filter(|t| t.sla.is_some()) {
+        for team in self.core().settings.teams.iter().filter(|t| t.sla.is_some()) {
             moved += on_conflict(|| self.reassign_team(team)).await?;
         }
         if moved > 0 {
-            self.core.wake_outbox();
+            self.core().wake_outbox();
             tracing::info!(moved, "leads not taken on within the sla reassigned");
         }
         Ok(moved)
@@ -35,7 +35,7 @@ impl Jobs {
         let team_id = settings.id.as_str();
         let sla_ms = settings.sla.map_or(i64::MAX, |d| d.as_millis_i64());
         let now = jiff::Timestamp::now();
-        let mut tx = self.core.store.begin().await?;
+        let mut tx = self.core().store.begin().await?;
         let overdue = tx.unaccepted_leads(team_id, ms(now) - sla_ms, 100).await?;
         let mut moved = 0;
         for (lead, moves) in overdue {
@@ -48,9 +48,9 @@ impl Jobs {
                 tx.mark_escalated(lead_id, ms(now)).await?;
                 let alert = followup::escalated(who, &owner.name, moves + 1);
                 let data = json!({"lead": {"id": lead_id}, "owner": previous, "reassignments": moves, "alert": alert});
-                let mut event = events::lead_event(&self.core.settings, LEAD_ESCALATED, lead_id, None, data, ms(now));
+                let mut event = events::lead_event(&self.core().settings, LEAD_ESCALATED, lead_id, None, data, ms(now));
                 match &settings.manager {
-                    Some(manager) => events::alert_rep(&mut event, &self.core.settings, manager),
+                    Some(manager) => events::alert_rep(&mut event, &self.core().settings, manager),
                     None => {
                         tracing::warn!(lead = %lead_id, team = team_id, "nobody takes this lead on and the team has no manager to alert")
                     }
@@ -58,7 +58,7 @@ impl Jobs {
                 tx.record_events(&[event]).await?;
                 continue;
             }
-            let mut team = tx.team_context(&team_ref(&self.core.settings, team_id)).await?;
+            let mut team = tx.team_context(&team_ref(&self.core().settings, team_id)).await?;
             // Claim teams too: the lead already went round-robin after nobody claimed it.
             team.strategy = match team.strategy {
                 Strategy::Claim => Strategy::RoundRobin,
@@ -66,22 +66,21 @@ impl Jobs {
             };
             team.candidates.retain(|c| c.rep_id != previous);
             let Some(next) = plan::choose_owner(&team, None, false, now) else { continue };
-            let name = team.candidates.iter().find(|c| c.rep_id == next.rep_id).map(|c| c.name.clone());
-            let name = name.unwrap_or_else(|| next.rep_id.clone());
-            let mut event = assigned_event(&self.core.settings, lead_id, (&next.rep_id, &name), "sla", None, ms(now));
+            let name = team.name_of(&next.rep_id);
+            let mut event = assigned_event(&self.core().settings, lead_id, (&next.rep_id, &name), "sla", None, ms(now));
             event.data["data"]["previous_owner"] = json!(previous);
-            events::announce(&mut event, &self.core.settings, Some(team_id));
+            events::announce(&mut event, &self.core().settings, Some(team_id));
             // The rep it leaves hears so too: the card they have is no longer theirs to act on.
             let alert = followup::moved_away(who, &name);
             let mut left = events::lead_event(
-                &self.core.settings,
+                &self.core().settings,
                 LEAD_REASSIGNED_AWAY,
                 lead_id,
                 None,
                 json!({"lead": {"id": lead_id}, "rep": previous, "alert": alert}),
                 ms(now),
             );
-            events::alert_rep(&mut left, &self.core.settings, &previous);
+            events::alert_rep(&mut left, &self.core().settings, &previous);
             let route = Some((team_id, team.seq + 1));
             let a = Assignment {
                 lead_id,

@@ -303,58 +303,19 @@ impl Parsed {
                 }
                 if chars.get(j) == Some(&'"') {
                     let start_line = line;
-                    let mut literal = String::new();
-                    j += 1;
-                    while let Some(&d) = chars.get(j) {
-                        if d == '"' && (0..hashes).all(|h| chars.get(j + 1 + h) == Some(&'#')) {
-                            j += 1 + hashes;
-                            break;
-                        }
-                        if d == '\n' {
-                            line += 1;
-                            code.push('\n');
-                        }
-                        literal.push(d);
-                        j += 1;
-                    }
+                    let (literal, end) = read_string(&chars, j, Some(hashes), &mut line, &mut code);
                     strings.push((start_line, literal));
                     code.push_str("\"\"");
-                    i = j;
+                    i = end;
                     continue;
                 }
             }
             if c == '"' {
                 let start_line = line;
-                let mut literal = String::new();
-                let mut j = i + 1;
-                while let Some(&d) = chars.get(j) {
-                    if d == '\\' {
-                        // A line continuation joins lines; other escapes are kept as the next char.
-                        if let Some(&e) = chars.get(j + 1) {
-                            if e == '\n' {
-                                line += 1;
-                                code.push('\n');
-                            } else {
-                                literal.push(e);
-                            }
-                        }
-                        j += 2;
-                        continue;
-                    }
-                    if d == '"' {
-                        j += 1;
-                        break;
-                    }
-                    if d == '\n' {
-                        line += 1;
-                        code.push('\n');
-                    }
-                    literal.push(d);
-                    j += 1;
-                }
+                let (literal, end) = read_string(&chars, i, None, &mut line, &mut code);
                 strings.push((start_line, literal));
                 code.push_str("\"\"");
-                i = j;
+                i = end;
                 continue;
             }
             // Character literals ('"', '\'', '\n'); a lifetime ('a) is left alone.
@@ -383,6 +344,49 @@ impl Parsed {
         }
         Parsed { code, strings }
     }
+}
+
+/// The string literal whose opening quote is at `open` (`raw`: a raw string's number of `#`;
+/// raw strings have no escapes): its text and the index just past it. A newline inside is
+/// kept in `code`, so that line numbers stay true.
+fn read_string(
+    chars: &[char],
+    open: usize,
+    raw: Option<usize>,
+    line: &mut usize,
+    code: &mut String,
+) -> (String, usize) {
+    let mut literal = String::new();
+    let mut j = open + 1;
+    while let Some(&d) = chars.get(j) {
+        match raw {
+            Some(hashes) if d == '"' && (0..hashes).all(|h| chars.get(j + 1 + h) == Some(&'#')) => {
+                return (literal, j + 1 + hashes);
+            }
+            None if d == '"' => return (literal, j + 1),
+            None if d == '\\' => {
+                // A line continuation joins lines; other escapes are kept as the next char.
+                match chars.get(j + 1) {
+                    Some('\n') => {
+                        *line += 1;
+                        code.push('\n');
+                    }
+                    Some(&e) => literal.push(e),
+                    None => {}
+                }
+                j += 2;
+                continue;
+            }
+            _ => {}
+        }
+        if d == '\n' {
+            *line += 1;
+            code.push('\n');
+        }
+        literal.push(d);
+        j += 1;
+    }
+    (literal, j)
 }
 
 fn ident_before(chars: &[char], i: usize) -> bool {
